@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 GEN := build/gen
 STAMP := $(VENV)/.installed
+SERVICES := identity crm
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -42,13 +43,13 @@ services-up:
 	@$(BIN)/python -m chassis.devservices
 
 migrate: proto services-up
-	$(BIN)/python -m chassis.migrate
+	$(BIN)/python -m chassis.migrate $(SERVICES)
 
 test: lint services-up
 	$(BIN)/python -m pytest -q tests
 
 run: migrate
-	$(BIN)/python -m chassis.runall
+	$(BIN)/python -m chassis.runall $(SERVICES)
 
 bench: proto services-up
 	$(BIN)/python -m bench

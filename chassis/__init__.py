@@ -1,0 +1,1 @@
+"""What every Givance service is built on: settings, database, auth, errors, events, telemetry, server."""

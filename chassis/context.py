@@ -1,0 +1,63 @@
+"""The request context: who is calling, for which tenant, under which request id."""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The verified caller, from the access token."""
+
+    subject: str  # user id, or service account id
+    tenant_id: uuid.UUID
+    role: str
+    permissions: tuple[str, ...]
+    token_id: str = ""
+    expires_at: float = 0.0
+    kind: str = "user"
+
+    def can(self, permission: str) -> bool:
+        return permission_granted(self.permissions, permission)
+
+
+def permission_granted(granted: tuple[str, ...] | list[str], needed: str) -> bool:
+    """'*' grants everything, 'crm.*' every crm permission, else an exact match."""
+    for g in granted:
+        if g == needed or g == "*":
+            return True
+        if g.endswith(".*") and needed.startswith(g[:-1]):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    tenant_id: uuid.UUID | None
+    principal: Principal | None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    token: str = ""
+
+
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("givance_request", default=None)
+
+
+def current() -> RequestContext:
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("no request context: called outside an RPC")
+    return ctx
+
+
+def current_or_none() -> RequestContext | None:
+    return _current.get()
+
+
+def bind(ctx: RequestContext) -> contextvars.Token:
+    return _current.set(ctx)
+
+
+def reset(token: contextvars.Token) -> None:
+    _current.reset(token)

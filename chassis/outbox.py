@@ -1,0 +1,162 @@
+"""The outbox relay: publishes committed outbox rows to RabbitMQ with publisher confirms.
+
+Woken by LISTEN/NOTIFY, polling as a fallback. Each batch is claimed with
+FOR UPDATE SKIP LOCKED under a transaction-level advisory lock, so one relay of a schema
+publishes at a time and events leave in commit order (hence in order per aggregate).
+Rows are marked sent only after the broker confirmed every message of the batch; a nack,
+a timeout or a lost connection rolls the claim back and the rows go again later. A crash
+or an outage delays events, never loses them; a repeat is possible, and consumers'
+inboxes make it harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import zlib
+
+import aio_pika
+import asyncpg
+from aiormq import spec
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+from chassis import events
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        amqp_url: str,
+        exchange: str,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        confirm_timeout: float = 5.0,
+    ):
+        self.dsn = dsn
+        self.schema = schema
+        self.amqp_url = amqp_url
+        self.exchange_name = exchange
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.confirm_timeout = confirm_timeout
+        self._lock_key = zlib.crc32(f"givance.outbox.{schema}".encode())
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._db: asyncpg.Connection | None = None
+        self._amqp: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self.published = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                await self._ensure_db()
+                await self._ensure_broker()
+                while not self._stopping:
+                    sent = await self.publish_batch()
+                    backoff = 0.1
+                    if sent < self.batch_size:
+                        await self._sleep_until_woken()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the rows, retry later
+                log.warning("outbox relay %s: %s; retrying in %.1fs", self.schema, exc, backoff)
+                await self._close_broker()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        await self._close_broker()
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _sleep_until_woken(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _ensure_db(self) -> None:
+        if self._db is not None and not self._db.is_closed():
+            return
+        self._db = await asyncpg.connect(self.dsn, server_settings={"application_name": f"outbox-relay-{self.schema}"})
+        await self._db.add_listener(events.outbox_channel(self.schema), lambda *_: self._wake.set())
+
+    async def _ensure_broker(self) -> None:
+        if self._exchange is not None and self._channel is not None and not self._channel.is_closed:
+            return
+        await self._close_broker()
+        self._amqp = await aio_pika.connect(self.amqp_url, timeout=5)
+        self._channel = await self._amqp.channel(publisher_confirms=True)
+        self._exchange = await self._channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+    async def _close_broker(self) -> None:
+        conn, self._amqp, self._channel, self._exchange = self._amqp, None, None, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+
+    # -- one batch ---------------------------------------------------------------------
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and mark one batch. Returns how many rows were sent."""
+        assert self._db is not None and self._exchange is not None
+        async with self._db.transaction():
+            if not await self._db.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
+                return 0  # another relay of this schema is publishing
+            rows = await self._db.fetch(
+                f"SELECT id, event_id, routing_key, body, headers FROM {self.schema}.outbox "
+                "WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            # Publishing on one channel keeps the order; confirms arrive asynchronously.
+            confirms = [asyncio.ensure_future(self._publish(r)) for r in rows]
+            try:
+                await asyncio.wait_for(asyncio.gather(*confirms), timeout=self.confirm_timeout)
+            except BaseException:
+                for c in confirms:
+                    c.cancel()
+                await asyncio.gather(*confirms, return_exceptions=True)
+                raise  # the transaction rolls back: every row of the batch stays unsent
+            await self._db.execute(
+                f"UPDATE {self.schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        assert self._exchange is not None
+        headers = json.loads(row["headers"]) if row["headers"] else {}
+        message = aio_pika.Message(
+            body=bytes(row["body"]),
+            headers=headers,
+            message_id=str(row["event_id"]),
+            type=row["routing_key"],
+            content_type=events.CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        confirmation = await self._exchange.publish(message, routing_key=row["routing_key"], timeout=self.confirm_timeout)
+        # aio-pika raises DeliveryError on basic.nack; anything but an ack is a failure.
+        if not isinstance(confirmation, spec.Basic.Ack):
+            raise RuntimeError(f"publish of {row['event_id']} was not confirmed: {confirmation!r}")

@@ -1,0 +1,172 @@
+"""The server interceptor every service runs, and the error model on the wire.
+
+For each call it: reads the method's AuthRule from the descriptor (`givance.options.v1.auth`);
+for a non-public method verifies `authorization: Bearer <token>` (UNAUTHENTICATED if absent
+or bad), checks `x-tenant-id` against the token's organization and the method's permission
+against the token (PERMISSION_DENIED); binds tenant, principal and request id to the request
+context; and turns chassis.errors into canonical codes with google.rpc.Status details
+(BadRequest field violations, ErrorInfo with an UPPER_SNAKE reason and the service as domain).
+Methods outside Givance's protos (health, reflection) are public; a Givance method without
+a rule is refused (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+import grpc
+from givance.options.v1 import auth_pb2
+from google.protobuf import descriptor_pool
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from chassis import context
+from chassis.auth import TokenVerifier
+from chassis.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    ServiceError,
+    Unauthenticated,
+)
+
+log = logging.getLogger(__name__)
+
+_PUBLIC = auth_pb2.AuthRule(public=True)
+
+
+def auth_rules(service_names: Iterable[str]) -> dict[str, auth_pb2.AuthRule | None]:
+    """Method path -> AuthRule (None when the method declares none)."""
+    pool = descriptor_pool.Default()
+    rules: dict[str, auth_pb2.AuthRule | None] = {}
+    for name in service_names:
+        service = pool.FindServiceByName(name)
+        for method in service.methods:
+            opts = method.GetOptions()
+            rule = opts.Extensions[auth_pb2.auth] if opts.HasExtension(auth_pb2.auth) else None
+            rules[f"/{name}/{method.name}"] = rule
+    return rules
+
+
+def to_status(err: ServiceError, domain: str) -> tuple[grpc.StatusCode, str, status_pb2.Status]:
+    code = grpc.StatusCode[err.code]
+    status = status_pb2.Status(code=getattr(code_pb2, err.code), message=err.message)
+    if isinstance(err, InvalidArgument):
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in err.violations
+            ]
+        )
+        status.details.add().Pack(bad)
+    if err.reason:
+        info = error_details_pb2.ErrorInfo(reason=err.reason, domain=domain, metadata=err.metadata)
+        status.details.add().Pack(info)
+    return code, err.message, status
+
+
+async def abort(ctx: grpc.aio.ServicerContext, err: ServiceError, domain: str) -> None:
+    code, message, status = to_status(err, domain)
+    await ctx.abort(code, message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, verifier: TokenVerifier | None, service_names: Iterable[str], domain: str):
+        self.verifier = verifier
+        self.rules = auth_rules(service_names)
+        self.domain = domain
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = details.method
+        rule = self.rules.get(method, _PUBLIC) if method in self.rules else _PUBLIC
+        if rule is None:
+            rule = auth_pb2.AuthRule(permission="__undeclared__")  # fail closed
+        metadata = details.invocation_metadata
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, rule, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, rule, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, rule, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(handler.stream_stream, rule, metadata),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap_unary(self, behavior, rule, metadata):
+        async def call(request, ctx):
+            try:
+                token = context.bind(await self._authenticate(rule, metadata))
+            except ServiceError as err:
+                await abort(ctx, err, self.domain)
+                return None
+            try:
+                return await behavior(request, ctx)
+            except ServiceError as err:
+                await abort(ctx, err, self.domain)
+            finally:
+                context.reset(token)
+
+        return call
+
+    def _wrap_stream(self, behavior, rule, metadata):
+        async def call(request, ctx):
+            try:
+                token = context.bind(await self._authenticate(rule, metadata))
+            except ServiceError as err:
+                await abort(ctx, err, self.domain)
+                return
+            try:
+                async for item in behavior(request, ctx):
+                    yield item
+            except ServiceError as err:
+                await abort(ctx, err, self.domain)
+            finally:
+                context.reset(token)
+
+        return call
+
+    async def _authenticate(self, rule: auth_pb2.AuthRule, metadata) -> context.RequestContext:
+        bearer = tenant_header = request_id = None
+        for item in metadata or ():
+            key = item[0]
+            if key == "authorization":
+                bearer = item[1]
+            elif key == "x-tenant-id":
+                tenant_header = item[1]
+            elif key == "x-request-id":
+                request_id = item[1]
+        request_id = request_id or uuid.uuid4().hex
+        if rule.public:
+            return context.RequestContext(tenant_id=None, principal=None, request_id=request_id)
+        if not bearer or not bearer.startswith("Bearer ") or self.verifier is None:
+            raise Unauthenticated("missing bearer token in 'authorization' metadata")
+        raw = bearer[7:].strip()
+        principal = await self.verifier.verify(raw)
+        if not tenant_header:
+            raise PermissionDenied("missing 'x-tenant-id' metadata", reason="TENANT_REQUIRED")
+        try:
+            tenant = uuid.UUID(tenant_header)
+        except ValueError:
+            raise PermissionDenied("'x-tenant-id' is not an organization id", reason="TENANT_INVALID") from None
+        if tenant != principal.tenant_id:
+            raise PermissionDenied("the token does not grant this organization", reason="TENANT_MISMATCH")
+        if not principal.can(rule.permission):
+            raise PermissionDenied(f"missing permission {rule.permission}", reason="PERMISSION_MISSING",
+                                   metadata={"permission": rule.permission})
+        return context.RequestContext(tenant_id=tenant, principal=principal, request_id=request_id, token=raw)

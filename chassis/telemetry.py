@@ -1,0 +1,58 @@
+"""OpenTelemetry tracing: gRPC (server and client), SQL (asyncpg) and the bus.
+
+Nothing is exported unless an exporter is configured (OTEL_EXPORTER_OTLP_ENDPOINT, or an
+exporter a test passes in); without one the API stays a no-op and costs next to nothing.
+The bus carries trace context in message headers: the outbox stores the context of the
+request that wrote the event, and the consumer continues that trace.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+_enabled = False
+
+
+def setup(service_name: str, otlp_endpoint: str | None = None, exporter: SpanExporter | None = None) -> bool:
+    """Install tracing once per process. Returns whether tracing is on."""
+    global _enabled
+    if _enabled:
+        return True
+    if exporter is None and not otlp_endpoint:
+        return False
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    AsyncPGInstrumentor().instrument()
+    _enabled = True
+    return True
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def server_interceptors() -> list:
+    if not _enabled:
+        return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    return [aio_server_interceptor()]
+
+
+def client_interceptors() -> list:
+    if not _enabled:
+        return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return list(aio_client_interceptors())
