@@ -126,6 +126,13 @@ def run_env(context) -> None:
 # -- helpers for migration scripts -------------------------------------------------------
 
 
+def script(op, sql: str) -> None:
+    """Run several SQL statements at once (asyncpg's simple query protocol)."""
+    from sqlalchemy.util import await_only
+
+    await_only(op.get_bind().connection.driver_connection.execute(sql))
+
+
 def tenant_table(op, table: str, column: str = "organization_id") -> None:
     """Row-level security on a tenant-owned table: enabled, forced, one policy."""
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
@@ -142,7 +149,8 @@ def outbox_tables(op, schema: str) -> None:
     Infrastructure, not tenant data: no API reads them, the relay must see every tenant's
     rows, so they key the tenant as tenant_id and carry no RLS policy.
     """
-    op.execute(
+    script(
+        op,
         f"""
         CREATE TABLE {schema}.outbox (
           id bigserial PRIMARY KEY,

@@ -156,7 +156,9 @@ class OutboxRelay:
             content_type=events.CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        confirmation = await self._exchange.publish(message, routing_key=row["routing_key"], timeout=self.confirm_timeout)
+        confirmation = await self._exchange.publish(
+            message, routing_key=row["routing_key"], mandatory=False, timeout=self.confirm_timeout
+        )
         # aio-pika raises DeliveryError on basic.nack; anything but an ack is a failure.
         if not isinstance(confirmation, spec.Basic.Ack):
             raise RuntimeError(f"publish of {row['event_id']} was not confirmed: {confirmation!r}")

@@ -1,0 +1,72 @@
+"""IdentityService: proto in, handler call, proto out."""
+
+from __future__ import annotations
+
+from givance.identity.v1 import identity_service_pb2 as pb
+from givance.identity.v1 import identity_service_pb2_grpc
+from givance.identity.v1 import organization_pb2, user_pb2
+
+from chassis import context
+from chassis.convert import timestamp
+from services.identity.handlers.accounts import Accounts, Tokens
+from services.identity.handlers.keys import SigningKeys
+
+
+def _tokens(t: Tokens) -> user_pb2.TokenPair:
+    return user_pb2.TokenPair(
+        access_token=t.access_token,
+        access_token_expire_time=timestamp(t.access_expires_at),
+        refresh_token=t.refresh_token,
+        refresh_token_expire_time=timestamp(t.refresh_expires_at),
+        token_type="Bearer",
+        user_id=str(t.user_id),
+        organization_id=str(t.organization_id),
+        role=t.role,
+    )
+
+
+def _org(row: dict) -> organization_pb2.Organization:
+    return organization_pb2.Organization(
+        id=str(row["id"]), name=row["name"], slug=row["slug"],
+        create_time=timestamp(row["created_at"]), update_time=timestamp(row["updated_at"]),
+    )
+
+
+def _user(row: dict) -> user_pb2.User:
+    return user_pb2.User(
+        id=str(row["id"]), email=row["email"], first_name=row["first_name"], last_name=row["last_name"],
+        default_organization_id=str(row["default_organization_id"] or ""),
+        create_time=timestamp(row["created_at"]),
+    )
+
+
+class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
+    def __init__(self, accounts: Accounts, keys: SigningKeys):
+        self.accounts = accounts
+        self.keys = keys
+
+    async def SignUp(self, request: pb.SignUpRequest, ctx) -> pb.SignUpResponse:
+        result = await self.accounts.sign_up(
+            email=request.email, password=request.password, first_name=request.first_name,
+            last_name=request.last_name, organization_name=request.organization_name,
+            organization_slug=request.organization_slug, request_id=request.request_id,
+        )
+        return pb.SignUpResponse(user=_user(result.user), organization=_org(result.organization),
+                                 tokens=_tokens(result.tokens))
+
+    async def Login(self, request: pb.LoginRequest, ctx) -> pb.LoginResponse:
+        tokens = await self.accounts.login(email=request.email, password=request.password,
+                                           organization_id=request.organization_id)
+        return pb.LoginResponse(tokens=_tokens(tokens))
+
+    async def RefreshToken(self, request: pb.RefreshTokenRequest, ctx) -> pb.RefreshTokenResponse:
+        return pb.RefreshTokenResponse(tokens=_tokens(await self.accounts.refresh(request.refresh_token)))
+
+    async def GetJwks(self, request: pb.GetJwksRequest, ctx) -> pb.GetJwksResponse:
+        keys = await self.keys.jwks()
+        return pb.GetJwksResponse(keys=[user_pb2.Jwk(**{k: v for k, v in key.items() if k in
+                                                       ("kid", "kty", "crv", "x", "alg", "use")}) for key in keys])
+
+    async def GetOrganization(self, request: pb.GetOrganizationRequest, ctx) -> pb.GetOrganizationResponse:
+        org = await self.accounts.get_organization(context.current().tenant_id, request.id)
+        return pb.GetOrganizationResponse(organization=_org(org))

@@ -1,0 +1,161 @@
+"""identity's SQL: users, organizations, memberships, refresh tokens, signing keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chassis.errors import AlreadyExists
+
+
+async def insert_organization(conn: AsyncConnection, org_id: uuid.UUID, name: str, slug: str,
+                              created_by: uuid.UUID) -> dict[str, Any]:
+    try:
+        async with conn.begin_nested():
+            row = (await conn.execute(
+                text("INSERT INTO identity.organizations (id, name, slug, created_by) "
+                     "VALUES (:id, :name, :slug, :by) RETURNING id, name, slug, created_at, updated_at"),
+                {"id": org_id, "name": name, "slug": slug, "by": created_by},
+            )).mappings().one()
+    except IntegrityError:
+        raise AlreadyExists(f"organization slug {slug!r} is taken", reason="SLUG_TAKEN") from None
+    return dict(row)
+
+
+async def insert_user(conn: AsyncConnection, user_id: uuid.UUID, email: str, password_hash: str,
+                      first_name: str, last_name: str, default_org: uuid.UUID | None,
+                      request_id: str | None) -> dict[str, Any]:
+    try:
+        async with conn.begin_nested():
+            row = (await conn.execute(
+                text("INSERT INTO identity.users (id, email, password_hash, first_name, last_name, "
+                     "default_organization_id, signup_request_id) "
+                     "VALUES (:id, :email, :ph, :fn, :ln, :org, :rid) "
+                     "RETURNING id, email, first_name, last_name, default_organization_id, created_at"),
+                {"id": user_id, "email": email, "ph": password_hash, "fn": first_name, "ln": last_name,
+                 "org": default_org, "rid": request_id},
+            )).mappings().one()
+    except IntegrityError:
+        raise AlreadyExists("an account with this email already exists", reason="EMAIL_TAKEN") from None
+    return dict(row)
+
+
+async def user_by_email(conn: AsyncConnection, email: str) -> dict[str, Any] | None:
+    row = (await conn.execute(
+        text("SELECT id, email, password_hash, first_name, last_name, default_organization_id, is_active, "
+             "created_at FROM identity.users WHERE lower(email) = lower(:e) AND deleted_at IS NULL"),
+        {"e": email},
+    )).mappings().first()
+    return dict(row) if row else None
+
+
+async def user_by_signup_request(conn: AsyncConnection, request_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(
+        text("SELECT id, email, password_hash, first_name, last_name, default_organization_id, is_active, "
+             "created_at FROM identity.users WHERE signup_request_id = :r"),
+        {"r": request_id},
+    )).mappings().first()
+    return dict(row) if row else None
+
+
+async def set_default_organization(conn: AsyncConnection, user_id: uuid.UUID, org_id: uuid.UUID) -> None:
+    await conn.execute(
+        text("UPDATE identity.users SET default_organization_id = :o, updated_at = now() WHERE id = :u"),
+        {"o": org_id, "u": user_id},
+    )
+
+
+async def insert_membership(conn: AsyncConnection, user_id: uuid.UUID, org_id: uuid.UUID, role: str) -> None:
+    await conn.execute(
+        text("INSERT INTO identity.user_organizations (user_id, organization_id, role, status, joined_at) "
+             "VALUES (:u, :o, :r, 'active', now())"),
+        {"u": user_id, "o": org_id, "r": role},
+    )
+
+
+async def active_membership_role(conn: AsyncConnection, user_id: uuid.UUID, org_id: uuid.UUID) -> str | None:
+    """The role of an active membership (the tenant must be org_id: RLS)."""
+    return (await conn.execute(
+        text("SELECT role FROM identity.user_organizations "
+             "WHERE user_id = :u AND organization_id = :o AND status = 'active'"),
+        {"u": user_id, "o": org_id},
+    )).scalar()
+
+
+async def get_organization(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (await conn.execute(
+        text("SELECT id, name, slug, created_at, updated_at FROM identity.organizations "
+             "WHERE id = :id AND deleted_at IS NULL"),
+        {"id": org_id},
+    )).mappings().first()
+    return dict(row) if row else None
+
+
+async def insert_refresh_token(conn: AsyncConnection, org_id: uuid.UUID, user_id: uuid.UUID,
+                               family_id: uuid.UUID, token_hash: bytes, expires_at: datetime) -> None:
+    await conn.execute(
+        text("INSERT INTO identity.refresh_tokens (organization_id, user_id, family_id, token_hash, expires_at) "
+             "VALUES (:o, :u, :f, :h, :e)"),
+        {"o": org_id, "u": user_id, "f": family_id, "h": token_hash, "e": expires_at},
+    )
+
+
+async def refresh_token_for_update(conn: AsyncConnection, token_hash: bytes) -> dict[str, Any] | None:
+    row = (await conn.execute(
+        text("SELECT id, organization_id, user_id, family_id, expires_at, used_at, revoked_at, "
+             "expires_at <= now() AS expired FROM identity.refresh_tokens WHERE token_hash = :h FOR UPDATE"),
+        {"h": token_hash},
+    )).mappings().first()
+    return dict(row) if row else None
+
+
+async def mark_refresh_token_used(conn: AsyncConnection, token_id: uuid.UUID) -> None:
+    await conn.execute(
+        text("UPDATE identity.refresh_tokens SET used_at = now(), updated_at = now() WHERE id = :id"),
+        {"id": token_id},
+    )
+
+
+async def revoke_family(conn: AsyncConnection, family_id: uuid.UUID) -> int:
+    result = await conn.execute(
+        text("UPDATE identity.refresh_tokens SET revoked_at = now(), updated_at = now() "
+             "WHERE family_id = :f AND revoked_at IS NULL"),
+        {"f": family_id},
+    )
+    return result.rowcount
+
+
+# -- signing keys (global, not tenant data) -------------------------------------------------
+
+
+async def active_signing_key(conn: AsyncConnection) -> dict[str, Any] | None:
+    row = (await conn.execute(
+        text("SELECT kid, private_key_sealed FROM identity.signing_keys WHERE retired_at IS NULL "
+             "ORDER BY created_at DESC LIMIT 1"),
+    )).mappings().first()
+    return dict(row) if row else None
+
+
+async def insert_signing_key(conn: AsyncConnection, kid: str, sealed: str, public_jwk: str) -> None:
+    await conn.execute(
+        text("INSERT INTO identity.signing_keys (kid, private_key_sealed, public_jwk) "
+             "VALUES (:k, :s, CAST(:j AS jsonb))"),
+        {"k": kid, "s": sealed, "j": public_jwk},
+    )
+
+
+async def lock_signing_keys(conn: AsyncConnection) -> None:
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('identity.signing_keys'))"))
+
+
+async def public_jwks(conn: AsyncConnection) -> list[dict[str, Any]]:
+    rows = (await conn.execute(
+        text("SELECT public_jwk FROM identity.signing_keys "
+             "WHERE retired_at IS NULL OR retired_at > now() - interval '1 day' ORDER BY created_at"),
+    )).scalars().all()
+    return [dict(r) for r in rows]
