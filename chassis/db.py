@@ -88,7 +88,8 @@ class UnitOfWork:
             ),
             self._events,
         )
-        await self.conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": events.outbox_channel(self._schema)})
+        channel = events.outbox_channel(self._schema)
+        await self.conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
         self._events.clear()
 
 

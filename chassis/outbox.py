@@ -18,8 +18,8 @@ import zlib
 
 import aio_pika
 import asyncpg
-from aiormq import spec
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aiormq import spec
 
 from chassis import events
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from givance.identity.v1 import identity_service_pb2 as pb
-from givance.identity.v1 import identity_service_pb2_grpc
-from givance.identity.v1 import organization_pb2, user_pb2
+from givance.identity.v1 import identity_service_pb2_grpc, organization_pb2, user_pb2
 
 from chassis import context
 from chassis.convert import timestamp

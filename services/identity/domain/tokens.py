@@ -10,14 +10,12 @@ import hashlib
 import secrets
 import uuid
 
-from chassis.auth import AUDIENCE, ISSUER
 
-
-def access_claims(*, user_id: uuid.UUID, org_id: uuid.UUID, role: str, permissions: tuple[str, ...],
+def access_claims(*, issuer: str, audience: str, user_id: uuid.UUID, org_id: uuid.UUID, role: str, permissions: tuple[str, ...],
                   family_id: uuid.UUID, now: int, ttl: int) -> dict:
     return {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
+        "iss": issuer,
+        "aud": audience,
         "sub": str(user_id),
         "org": str(org_id),
         "role": role,

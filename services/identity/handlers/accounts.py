@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from givance.events.v1 import identity_events_pb2
 
+from chassis.auth import AUDIENCE, ISSUER
 from chassis.db import Database, UnitOfWork
 from chassis.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated, Violations
 from services.identity.domain import accounts as rules
@@ -223,7 +224,7 @@ class Accounts:
     async def _issue(self, uow: UnitOfWork, user_id: uuid.UUID, org_id: uuid.UUID, role: str,
                      family_id: uuid.UUID) -> Tokens:
         now = int(time.time())
-        claims = token_rules.access_claims(user_id=user_id, org_id=org_id, role=role,
+        claims = token_rules.access_claims(issuer=ISSUER, audience=AUDIENCE, user_id=user_id, org_id=org_id, role=role,
                                            permissions=roles.permissions_for(role), family_id=family_id,
                                            now=now, ttl=self.access_ttl)
         refresh, refresh_hash = token_rules.new_refresh_token(org_id)

@@ -1,0 +1,53 @@
+"""python -m services.crm: wiring happens in build(), not at import (the tests call build too)."""
+
+from __future__ import annotations
+
+from givance.crm.v1 import donation_service_pb2_grpc, donor_service_pb2_grpc
+
+from chassis import telemetry
+from chassis.auth import JwksCache, TokenVerifier, identity_jwks_fetcher
+from chassis.consumer import Consumer
+from chassis.db import Database, create_engine
+from chassis.outbox import OutboxRelay
+from chassis.server import Registration, ServiceHost
+from chassis.settings import plain_dsn
+from services.crm.api.donations import DonationServicer
+from services.crm.api.donors import DonorServicer
+from services.crm.consumers import organizations
+from services.crm.settings import CrmSettings
+
+SCHEMA = "crm"
+
+
+async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> ServiceHost:
+    telemetry.setup("crm", s.otlp_endpoint)
+    app_url = s.app_database_url(SCHEMA)
+    db = Database(create_engine(app_url, pool_size=s.db_pool_size, application_name="crm"), SCHEMA)
+    verifier = verifier or TokenVerifier(JwksCache(identity_jwks_fetcher(s.identity_address)))
+    host = ServiceHost(
+        name="crm", host=s.host, port=s.port, verifier=verifier, grace_seconds=s.grace_seconds,
+        registrations=[
+            Registration("givance.crm.v1.DonorService", donor_service_pb2_grpc.add_DonorServiceServicer_to_server,
+                         DonorServicer(db)),
+            Registration("givance.crm.v1.DonationService",
+                         donation_service_pb2_grpc.add_DonationServiceServicer_to_server, DonationServicer(db)),
+        ],
+    )
+    relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)
+    org_setup = Consumer(db, s.rabbitmq_url, s.events_exchange, organizations.QUEUE, organizations.BINDINGS,
+                         organizations.on_organization_created)
+    host.background += [relay.run, org_setup.start]
+    host.workers += [relay, org_setup]
+    host.on_stop.append(db.dispose)
+    return host
+
+
+async def main() -> None:
+    host = await build(CrmSettings())
+    await host.serve_until_signalled()
+
+
+if __name__ == "__main__":
+    from chassis.server import run
+
+    run(main)
