@@ -11,7 +11,8 @@ import secrets
 import uuid
 
 
-def access_claims(*, issuer: str, audience: str, user_id: uuid.UUID, org_id: uuid.UUID, role: str, permissions: tuple[str, ...],
+def access_claims(*, issuer: str, audience: str, user_id: uuid.UUID, org_id: uuid.UUID, role: str,
+                  permissions: tuple[str, ...],
                   family_id: uuid.UUID, now: int, ttl: int) -> dict:
     return {
         "iss": issuer,
