@@ -33,6 +33,7 @@ from chassis.errors import (
 log = logging.getLogger(__name__)
 
 _PUBLIC = auth_pb2.AuthRule(public=True)
+_UNDECLARED = auth_pb2.AuthRule(permission="")
 
 
 def auth_rules(service_names: Iterable[str]) -> dict[str, auth_pb2.AuthRule | None]:
@@ -80,9 +81,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = details.method
-        rule = self.rules.get(method, _PUBLIC) if method in self.rules else _PUBLIC
-        if rule is None:
-            rule = auth_pb2.AuthRule(permission="__undeclared__")  # fail closed
+        rule = self.rules[method] if method in self.rules else _PUBLIC
+        if rule is None or not (rule.public or rule.permission):
+            rule = _UNDECLARED  # fail closed: nobody may call it
         metadata = details.invocation_metadata
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
@@ -168,6 +169,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         request_id = request_id or uuid.uuid4().hex
         if rule.public:
             return context.RequestContext(tenant_id=None, principal=None, request_id=request_id)
+        if rule is _UNDECLARED:
+            raise PermissionDenied("this method declares no permission", reason="PERMISSION_UNDECLARED")
         if not bearer or not bearer.startswith("Bearer ") or self.verifier is None:
             raise Unauthenticated("missing bearer token in 'authorization' metadata")
         raw = bearer[7:].strip()

@@ -25,7 +25,7 @@ from chassis import devservices, migrate
 from chassis.settings import ServiceSettings, plain_dsn
 
 TEST_DB = os.environ.get("GIVANCE_TEST_DATABASE", "givance_test")
-TEST_VHOST = "givance-test"
+TEST_VHOST = TEST_DB.replace("_", "-")
 PASSWORD = "correct horse battery staple"
 
 
