@@ -17,6 +17,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -32,6 +33,29 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("givance.consumer")
 
 Handler = Callable[[UnitOfWork, event_pb2.Event], Awaitable[None]]
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One consumer purpose: its durable queue, the routing keys it binds, its handler."""
+
+    queue: str
+    bindings: Sequence[str]
+    handler: Handler
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+
+async def declare_subscriptions(amqp_url: str, exchange: str, subscriptions: Sequence[Subscription]) -> None:
+    """Declare every queue and binding up front (migrations, test setup): an event published
+    before its consumer first starts then waits in the queue instead of being dropped."""
+    conn = await aio_pika.connect(amqp_url, timeout=10)
+    try:
+        channel = await conn.channel()
+        for sub in subscriptions:
+            await declare_topology(channel, exchange, sub.queue, sub.bindings, sub.max_attempts)
+    finally:
+        await conn.close()
 
 
 async def declare_topology(channel: aio_pika.abc.AbstractChannel, exchange: str, queue: str,
@@ -71,7 +95,7 @@ class Consumer:
         bindings: Sequence[str],
         handler: Handler,
         *,
-        max_attempts: int = 5,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff_base: float = 0.5,
         prefetch: int = 32,
     ):
@@ -94,6 +118,22 @@ class Consumer:
         await self._channel.set_qos(prefetch_count=self.prefetch)
         q = await declare_topology(self._channel, self.exchange, self.queue_name, self.bindings, self.max_attempts)
         await q.consume(self._on_message)
+
+    async def run(self) -> None:
+        """Start, retrying with back-off while the broker is unreachable; once connected,
+        the robust connection reconnects and resumes consuming by itself."""
+        delay = 0.2
+        while True:
+            try:
+                await self.start()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - broker down at start: keep trying
+                log.warning("consumer %s: cannot start (%s); retrying in %.1fs", self.queue_name, exc, delay)
+                await self.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
         if self._conn is not None:

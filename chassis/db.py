@@ -60,7 +60,11 @@ class UnitOfWork:
     async def __aexit__(self, exc_type, exc, tb) -> None:
         assert self._cm is not None
         if exc_type is None and self._events:
-            await self._flush_events()
+            try:
+                await self._flush_events()
+            except BaseException as flush_error:  # the outbox write failed: roll everything back
+                await self._cm.__aexit__(type(flush_error), flush_error, flush_error.__traceback__)
+                raise
         await self._cm.__aexit__(exc_type, exc, tb)
 
     def publish(

@@ -33,6 +33,16 @@ def service_role(service: str) -> str:
     return f"givance_{service}"
 
 
+def _password_clause(service: str) -> str:
+    """<SERVICE>_DB_ROLE_PASSWORD, when set, becomes the role's password (managed PostgreSQL)."""
+    import os
+
+    password = os.environ.get(f"{service.upper()}_DB_ROLE_PASSWORD")
+    if not password:
+        return ""
+    return " PASSWORD '" + password.replace("'", "''") + "'"
+
+
 async def ensure_database(admin_url: str) -> None:
     url = make_url(admin_url)
     dbname = url.database
@@ -70,7 +80,7 @@ async def bootstrap(admin_url: str, services: list[str]) -> None:
                     CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT;
                   END IF;
                 END $$;
-                ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS;
+                ALTER ROLE {role} NOSUPERUSER NOBYPASSRLS{_password_clause(svc)};
                 CREATE SCHEMA IF NOT EXISTS {svc} AUTHORIZATION {OWNER_ROLE};
                 REVOKE ALL ON SCHEMA {svc} FROM PUBLIC;
                 GRANT USAGE ON SCHEMA {svc} TO {role};
@@ -96,6 +106,24 @@ def upgrade(admin_url: str, service: str) -> None:
     cfg.attributes["givance_url"] = admin_url
     cfg.attributes["givance_schema"] = service
     command.upgrade(cfg, "head")
+
+
+def declare_bus(amqp_url: str, exchange: str, service: str) -> int:
+    """Declare a service's consumer queues, listed in its migrations/topology.py (loaded by
+    path, the way Alembic loads env.py). Returns how many subscriptions were declared."""
+    import importlib.util
+
+    from chassis.consumer import declare_subscriptions
+
+    path = ROOT / "services" / service / "migrations" / "topology.py"
+    if not path.exists():
+        return 0
+    spec = importlib.util.spec_from_file_location(f"givance_topology_{service}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    subscriptions = list(module.SUBSCRIPTIONS)
+    asyncio.run(declare_subscriptions(amqp_url, exchange, subscriptions))
+    return len(subscriptions)
 
 
 def run_env(context) -> None:
@@ -183,7 +211,8 @@ def main(argv: list[str]) -> None:
     asyncio.run(bootstrap(admin, services))
     for svc in services:
         upgrade(admin, svc)
-        print(f"migrate: {svc} at head")
+        queues = declare_bus(settings.rabbitmq_url, settings.events_exchange, svc)
+        print(f"migrate: {svc} at head, {queues} consumer queue(s) declared")
 
 
 if __name__ == "__main__":

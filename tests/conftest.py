@@ -19,7 +19,7 @@ import grpc
 import pytest
 from givance.crm.v1 import donation_service_pb2_grpc, donor_service_pb2_grpc
 from givance.identity.v1 import identity_service_pb2 as id_pb
-from givance.identity.v1 import identity_service_pb2_grpc
+from givance.identity.v1 import identity_service_pb2_grpc, organization_service_pb2_grpc
 
 from chassis import devservices, migrate
 from chassis.settings import ServiceSettings, plain_dsn
@@ -70,6 +70,7 @@ def env() -> dict[str, str]:
     asyncio.run(migrate.bootstrap(ServiceSettings().admin_database_url(), ["identity", "crm"]))
     for svc in ("identity", "crm"):
         migrate.upgrade(ServiceSettings().admin_database_url(), svc)
+        migrate.declare_bus(os.environ["RABBITMQ_URL"], "givance.events", svc)
     return {"database_url": admin, "rabbitmq_url": os.environ["RABBITMQ_URL"]}
 
 
@@ -119,6 +120,7 @@ class Tenant:
 @dataclass
 class Stubs:
     identity: identity_service_pb2_grpc.IdentityServiceStub
+    organizations: organization_service_pb2_grpc.OrganizationServiceStub
     donors: donor_service_pb2_grpc.DonorServiceStub
     donations: donation_service_pb2_grpc.DonationServiceStub
     identity_channel: grpc.aio.Channel
@@ -138,6 +140,7 @@ async def stubs(identity_host, crm_host) -> Stubs:
     cc = grpc.aio.insecure_channel(f"127.0.0.1:{crm_host.bound_port}")
     yield Stubs(
         identity=identity_service_pb2_grpc.IdentityServiceStub(ic),
+        organizations=organization_service_pb2_grpc.OrganizationServiceStub(ic),
         donors=donor_service_pb2_grpc.DonorServiceStub(cc),
         donations=donation_service_pb2_grpc.DonationServiceStub(cc),
         identity_channel=ic, crm_channel=cc,

@@ -13,7 +13,7 @@ from chassis.server import Registration, ServiceHost
 from chassis.settings import plain_dsn
 from services.crm.api.donations import DonationServicer
 from services.crm.api.donors import DonorServicer
-from services.crm.consumers import organizations
+from services.crm.consumers import SUBSCRIPTIONS
 from services.crm.settings import CrmSettings
 
 SCHEMA = "crm"
@@ -34,10 +34,13 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
         ],
     )
     relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)
-    org_setup = Consumer(db, s.rabbitmq_url, s.events_exchange, organizations.QUEUE, organizations.BINDINGS,
-                         organizations.on_organization_created)
-    host.background += [relay.run, org_setup.start]
-    host.workers += [relay, org_setup]
+    host.background.append(relay.run)
+    host.workers.append(relay)
+    for sub in SUBSCRIPTIONS:
+        consumer = Consumer(db, s.rabbitmq_url, s.events_exchange, sub.queue, sub.bindings, sub.handler,
+                            max_attempts=sub.max_attempts)
+        host.background.append(consumer.run)
+        host.workers.append(consumer)
     host.on_stop.append(db.dispose)
     return host
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2 import Type as Argon2Type
-from givance.identity.v1 import identity_service_pb2_grpc
+from givance.identity.v1 import identity_service_pb2_grpc, organization_service_pb2_grpc
 
 from chassis import telemetry
 from chassis.auth import JwksCache, TokenVerifier
@@ -14,6 +14,7 @@ from chassis.outbox import OutboxRelay
 from chassis.server import Registration, ServiceHost
 from chassis.settings import plain_dsn
 from services.identity.api.identity import IdentityServicer
+from services.identity.api.organizations import OrganizationServicer
 from services.identity.handlers.accounts import Accounts
 from services.identity.handlers.keys import SigningKeys
 from services.identity.settings import IdentitySettings
@@ -38,9 +39,14 @@ async def build(s: IdentitySettings) -> ServiceHost:
     relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)
     host = ServiceHost(
         name="identity", host=s.host, port=s.port, verifier=verifier, grace_seconds=s.grace_seconds,
-        registrations=[Registration("givance.identity.v1.IdentityService",
-                                    identity_service_pb2_grpc.add_IdentityServiceServicer_to_server,
-                                    IdentityServicer(accounts, keys))],
+        registrations=[
+            Registration("givance.identity.v1.IdentityService",
+                         identity_service_pb2_grpc.add_IdentityServiceServicer_to_server,
+                         IdentityServicer(accounts, keys)),
+            Registration("givance.identity.v1.OrganizationService",
+                         organization_service_pb2_grpc.add_OrganizationServiceServicer_to_server,
+                         OrganizationServicer(accounts)),
+        ],
     )
     host.background.append(relay.run)
     host.workers.append(relay)

@@ -4,6 +4,7 @@ import grpc
 import jwt
 import pytest
 from givance.identity.v1 import identity_service_pb2 as pb
+from givance.identity.v1 import organization_service_pb2 as opb
 
 from tests.conftest import PASSWORD
 from tests.helpers import error_reason, field_violations
@@ -28,7 +29,7 @@ async def test_sign_up_issues_a_verifiable_owner_token(stubs):
                         algorithms=["EdDSA"], audience="givance")
     assert claims["org"] == resp.organization.id and claims["sub"] == resp.user.id
     assert 14 * 60 <= claims["exp"] - claims["iat"] <= 15 * 60
-    org = (await stubs.identity.GetOrganization(pb.GetOrganizationRequest(), metadata=(
+    org = (await stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=(
         ("authorization", f"Bearer {resp.tokens.access_token}"), ("x-tenant-id", resp.organization.id)))).organization
     assert org.name == "Zürich Öko Fund"
 
@@ -125,10 +126,10 @@ async def test_refresh_tokens_and_passwords_are_not_stored_in_clear(stubs, tenan
 
 
 async def test_get_organization_of_another_tenant_is_not_found(stubs, tenant, other_tenant):
-    e = await _err(stubs.identity.GetOrganization(pb.GetOrganizationRequest(id=other_tenant.org_id),
+    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(id=other_tenant.org_id),
                                                   metadata=tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
-    e = await _err(stubs.identity.GetOrganization(pb.GetOrganizationRequest(id="x"), metadata=tenant.md))
+    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(id="x"), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

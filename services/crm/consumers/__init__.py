@@ -1,0 +1,12 @@
+"""crm's event consumers: queue, routing keys and handler of each.
+
+The queues are declared by `python -m chassis.migrate` (through migrations/topology.py)
+before any service starts, so no event published in the meantime finds no queue.
+"""
+
+from chassis.consumer import Subscription
+from services.crm.consumers import organizations
+
+SUBSCRIPTIONS = [
+    Subscription(organizations.QUEUE, organizations.BINDINGS, organizations.on_organization_created),
+]

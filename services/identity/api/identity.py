@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from givance.identity.v1 import identity_service_pb2 as pb
-from givance.identity.v1 import identity_service_pb2_grpc, organization_pb2, user_pb2
+from givance.identity.v1 import identity_service_pb2_grpc, user_pb2
 
-from chassis import context
 from chassis.convert import timestamp
+from services.identity.api.organizations import org_to_proto
 from services.identity.handlers.accounts import Accounts, Tokens
 from services.identity.handlers.keys import SigningKeys
 
@@ -21,13 +21,6 @@ def _tokens(t: Tokens) -> user_pb2.TokenPair:
         user_id=str(t.user_id),
         organization_id=str(t.organization_id),
         role=t.role,
-    )
-
-
-def _org(row: dict) -> organization_pb2.Organization:
-    return organization_pb2.Organization(
-        id=str(row["id"]), name=row["name"], slug=row["slug"],
-        create_time=timestamp(row["created_at"]), update_time=timestamp(row["updated_at"]),
     )
 
 
@@ -50,7 +43,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
             last_name=request.last_name, organization_name=request.organization_name,
             organization_slug=request.organization_slug, request_id=request.request_id,
         )
-        return pb.SignUpResponse(user=_user(result.user), organization=_org(result.organization),
+        return pb.SignUpResponse(user=_user(result.user), organization=org_to_proto(result.organization),
                                  tokens=_tokens(result.tokens))
 
     async def Login(self, request: pb.LoginRequest, ctx) -> pb.LoginResponse:
@@ -65,7 +58,3 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         keys = await self.keys.jwks()
         return pb.GetJwksResponse(keys=[user_pb2.Jwk(**{k: v for k, v in key.items() if k in
                                                        ("kid", "kty", "crv", "x", "alg", "use")}) for key in keys])
-
-    async def GetOrganization(self, request: pb.GetOrganizationRequest, ctx) -> pb.GetOrganizationResponse:
-        org = await self.accounts.get_organization(context.current().tenant_id, request.id)
-        return pb.GetOrganizationResponse(organization=_org(org))

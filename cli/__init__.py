@@ -1,0 +1,1 @@
+"""The `givance` command-line client (see cli.givance)."""
