@@ -115,6 +115,8 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=float(claims["exp"]),
             kind=str(claims.get("kind", "user")),
+            issued_at=float(claims["iat"]),
+            session_id=str(claims.get("sid", "")),
         )
 
     def forget(self, token: str) -> None:

@@ -18,6 +18,8 @@ class Principal:
     token_id: str = ""
     expires_at: float = 0.0
     kind: str = "user"
+    issued_at: float = 0.0
+    session_id: str = ""
 
     def can(self, permission: str) -> bool:
         return permission_granted(self.permissions, permission)
@@ -39,6 +41,9 @@ class RequestContext:
     principal: Principal | None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     token: str = ""
+    # The client's address: x-forwarded-for from a trusted gateway, else the gRPC peer.
+    peer: str = ""
+    user_agent: str = ""
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("givance_request", default=None)

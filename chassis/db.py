@@ -84,6 +84,33 @@ class UnitOfWork:
         self._events.append(row)
         return row["event_id"]
 
+    def audit(self, action: str, resource_type: str, resource_id: str, *,
+              before: dict | None = None, after: dict | None = None, actor_id: str | None = None,
+              actor_kind: str | None = None) -> str:
+        """Record an audited action (a write, or a read of donor financial data) for the audit
+        trail: `<service>.audit.recorded` through the outbox, in this transaction."""
+        from givance.events.v1 import audit_events_pb2
+        from google.protobuf import struct_pb2
+
+        from chassis import context
+
+        ctx = context.current_or_none()
+        principal = ctx.principal if ctx else None
+        event = audit_events_pb2.AuditRecordedEvent(
+            actor_id=actor_id or (principal.subject if principal else ""),
+            actor_kind=actor_kind or (principal.kind if principal else "system"),
+            action=action, resource_type=resource_type, resource_id=resource_id,
+            request_id=ctx.request_id if ctx else "", service=self._schema,
+            ip_address=ctx.peer if ctx else "",
+        )
+        for field, value in (("before", before), ("after", after)):
+            if value is not None:
+                s = struct_pb2.Struct()
+                s.update(_jsonable(value))
+                getattr(event, field).CopyFrom(s)
+        return self.publish(f"{self._schema}.audit.recorded", event, aggregate_type=resource_type,
+                            aggregate_id=resource_id or "-")
+
     async def _flush_events(self) -> None:
         await self.conn.execute(
             text(
@@ -113,3 +140,10 @@ class Database:
 
 def row_dict(row: Any) -> Mapping[str, Any]:
     return row._mapping
+
+
+def _jsonable(value: Any) -> Any:
+    """Audit before/after values as JSON: dates and UUIDs as strings, Decimals exact."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))

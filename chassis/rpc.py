@@ -112,7 +112,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, behavior, rule, metadata):
         async def call(request, ctx):
             try:
-                token = context.bind(await self._authenticate(rule, metadata))
+                token = context.bind(await self._authenticate(rule, metadata, ctx))
             except ServiceError as err:
                 await abort(ctx, err, self.domain)
                 return None
@@ -132,7 +132,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_stream(self, behavior, rule, metadata):
         async def call(request, ctx):
             try:
-                token = context.bind(await self._authenticate(rule, metadata))
+                token = context.bind(await self._authenticate(rule, metadata, ctx))
             except ServiceError as err:
                 await abort(ctx, err, self.domain)
                 return
@@ -156,8 +156,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         log.exception("%s: unhandled error in request %s", self.domain, request_id)
         await ctx.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
 
-    async def _authenticate(self, rule: auth_pb2.AuthRule, metadata) -> context.RequestContext:
+    async def _authenticate(self, rule: auth_pb2.AuthRule, metadata, ctx) -> context.RequestContext:
         bearer = tenant_header = request_id = None
+        user_agent = ""
         for item in metadata or ():
             key = item[0]
             if key == "authorization":
@@ -166,9 +167,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 tenant_header = item[1]
             elif key == "x-request-id":
                 request_id = item[1]
+            elif key == "user-agent":
+                user_agent = item[1]
         request_id = request_id or uuid.uuid4().hex
+        peer = _peer_address(ctx.peer() or "")
         if rule.public:
-            return context.RequestContext(tenant_id=None, principal=None, request_id=request_id)
+            return context.RequestContext(tenant_id=None, principal=None, request_id=request_id, peer=peer,
+                                          user_agent=user_agent)
         if rule is _UNDECLARED:
             raise PermissionDenied("this method declares no permission", reason="PERMISSION_UNDECLARED")
         if not bearer or not bearer.startswith("Bearer ") or self.verifier is None:
@@ -186,4 +191,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if not principal.can(rule.permission):
             raise PermissionDenied(f"missing permission {rule.permission}", reason="PERMISSION_MISSING",
                                    metadata={"permission": rule.permission})
-        return context.RequestContext(tenant_id=tenant, principal=principal, request_id=request_id, token=raw)
+        return context.RequestContext(tenant_id=tenant, principal=principal, request_id=request_id, token=raw,
+                                      peer=peer, user_agent=user_agent)
+
+
+def _peer_address(peer: str) -> str:
+    """'ipv4:10.0.0.7:53122' -> '10.0.0.7'; 'ipv6:[::1]:5000' -> '::1'."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return rest or peer

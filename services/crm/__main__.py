@@ -9,6 +9,7 @@ from chassis.auth import JwksCache, TokenVerifier, identity_jwks_fetcher
 from chassis.consumer import Consumer
 from chassis.db import Database, create_engine
 from chassis.outbox import OutboxRelay
+from chassis.revocation import RevocationList, RevocationListener
 from chassis.server import Registration, ServiceHost
 from chassis.settings import plain_dsn
 from services.crm.api.donations import DonationServicer
@@ -24,6 +25,8 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
     app_url = s.app_database_url(SCHEMA)
     db = Database(create_engine(app_url, pool_size=s.db_pool_size, application_name="crm"), SCHEMA)
     verifier = verifier or TokenVerifier(JwksCache(identity_jwks_fetcher(s.identity_address)))
+    revocations = RevocationList()
+    verifier.extra_checks.append(revocations.check)
     host = ServiceHost(
         name="crm", host=s.host, port=s.port, verifier=verifier, grace_seconds=s.grace_seconds,
         registrations=[
@@ -34,8 +37,9 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
         ],
     )
     relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)
-    host.background.append(relay.run)
-    host.workers.append(relay)
+    listener = RevocationListener(s.rabbitmq_url, s.events_exchange, revocations)
+    host.background += [relay.run, listener.run]
+    host.workers += [relay, listener]
     for sub in SUBSCRIPTIONS:
         consumer = Consumer(db, s.rabbitmq_url, s.events_exchange, sub.queue, sub.bindings, sub.handler,
                             max_attempts=sub.max_attempts)

@@ -36,6 +36,9 @@ class _Aborted(Exception):
 class _Ctx:
     code = None
 
+    def peer(self):
+        return "ipv4:127.0.0.1:1234"
+
     async def abort(self, code, details, trailing_metadata=()):
         self.code = code
         raise _Aborted(details)
