@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from chassis import events
 
 _SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant, true)")
+_SET_TENANT_AND_USER = text(
+    "SELECT set_config('app.tenant_id', :tenant, true), set_config('app.user_id', :user, true)")
 
 
 def create_engine(url: str, *, pool_size: int = 10, application_name: str = "givance") -> AsyncEngine:
@@ -43,10 +45,14 @@ class UnitOfWork:
         # committed (with its outbox rows) here; rolled back on any exception
     """
 
-    def __init__(self, engine: AsyncEngine, schema: str, tenant_id: uuid.UUID | None):
+    def __init__(self, engine: AsyncEngine, schema: str, tenant_id: uuid.UUID | None,
+                 user_id: uuid.UUID | None = None):
         self._engine = engine
         self._schema = schema
         self.tenant_id = tenant_id
+        # Set only where a policy lets a user see their own rows across tenants (their
+        # memberships and sessions): app.user_id, local to the transaction like the tenant.
+        self.user_id = user_id
         self._events: list[dict[str, Any]] = []
         self._cm = None
         self.conn: AsyncConnection
@@ -54,7 +60,11 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         self._cm = self._engine.begin()
         self.conn = await self._cm.__aenter__()
-        await self.conn.execute(_SET_TENANT, {"tenant": str(self.tenant_id) if self.tenant_id else ""})
+        tenant = str(self.tenant_id) if self.tenant_id else ""
+        if self.user_id is None:
+            await self.conn.execute(_SET_TENANT, {"tenant": tenant})
+        else:
+            await self.conn.execute(_SET_TENANT_AND_USER, {"tenant": tenant, "user": str(self.user_id)})
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
@@ -131,8 +141,8 @@ class Database:
         self.engine = engine
         self.schema = schema
 
-    def unit_of_work(self, tenant_id: uuid.UUID | None) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.schema, tenant_id)
+    def unit_of_work(self, tenant_id: uuid.UUID | None, *, user_id: uuid.UUID | None = None) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.schema, tenant_id, user_id)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

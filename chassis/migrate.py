@@ -105,7 +105,7 @@ def upgrade(admin_url: str, service: str) -> None:
     cfg.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
     cfg.attributes["givance_url"] = admin_url
     cfg.attributes["givance_schema"] = service
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
 
 
 def declare_bus(amqp_url: str, exchange: str, service: str) -> int:
@@ -168,6 +168,18 @@ def tenant_table(op, table: str, column: str = "organization_id") -> None:
     op.execute(
         f"CREATE POLICY tenant_isolation ON {table} "
         f"USING ({column} = {TENANT_PREDICATE}) WITH CHECK ({column} = {TENANT_PREDICATE})"
+    )
+
+
+USER_PREDICATE = "NULLIF(current_setting('app.user_id', true), '')::uuid"
+
+
+def own_rows_policy(op, table: str, column: str = "user_id") -> None:
+    """A second, permissive policy: a user acting for themself (app.user_id set by the unit of
+    work) sees their own rows in every tenant: their memberships, their sessions."""
+    op.execute(
+        f"CREATE POLICY own_rows ON {table} "
+        f"USING ({column} = {USER_PREDICATE}) WITH CHECK ({column} = {USER_PREDICATE})"
     )
 
 
