@@ -3,7 +3,10 @@
 Access tokens are EdDSA-signed JWTs (RFC 9068 profile: header typ "at+jwt") issued by
 identity. Verification pins the algorithm to EdDSA (so "none" and HMAC tokens fail), checks
 issuer, audience, expiry and not-before, and finds the key by kid in identity's JWKS,
-cached and refetched (at most once per `refetch_interval`) when an unknown kid appears.
+cached and refetched when an unknown kid appears: a kid seen for the first time is looked
+up at once (so a freshly rotated key is accepted by its first token), the same unknown kid
+at most once per `refetch_interval`, and all fetches together at most `burst` times per
+interval (a flood of made-up kids cannot turn into a flood of JWKS requests).
 A verified token is remembered until it expires, so a busy caller pays for the signature
 check once.
 """
@@ -30,11 +33,13 @@ JwksFetcher = Callable[[], Awaitable[list[dict]]]
 
 
 class JwksCache:
-    def __init__(self, fetch: JwksFetcher, refetch_interval: float = 5.0):
+    def __init__(self, fetch: JwksFetcher, refetch_interval: float = 5.0, burst: int = 3):
         self._fetch = fetch
         self._keys: dict[str, object] = {}
-        self._fetched_at = 0.0
         self._refetch_interval = refetch_interval
+        self._burst = burst
+        self._fetches: list[float] = []  # monotonic times of the recent fetches
+        self._missed: OrderedDict[str, float] = OrderedDict()  # unknown kid -> when it was last looked up
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str):
@@ -42,14 +47,28 @@ class JwksCache:
         if key is not None:
             return key
         async with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at >= self._refetch_interval:
+            if kid not in self._keys and self._may_fetch(kid):
                 await self.refresh()
+                if kid not in self._keys:
+                    self._missed[kid] = time.monotonic()
+                    self._missed.move_to_end(kid)
+                    while len(self._missed) > 1000:
+                        self._missed.popitem(last=False)
         return self._keys.get(kid)
 
+    def _may_fetch(self, kid: str) -> bool:
+        now = time.monotonic()
+        missed = self._missed.get(kid)
+        if missed is not None and now - missed < self._refetch_interval:
+            return False  # looked for just now and not there
+        self._fetches = [t for t in self._fetches if now - t < self._refetch_interval]
+        return len(self._fetches) < self._burst
+
     async def refresh(self) -> None:
+        self._fetches.append(time.monotonic())
         jwks = await self._fetch()
         self._keys = {k["kid"]: jwt.PyJWK(k, algorithm=ALGORITHM).key for k in jwks}
-        self._fetched_at = time.monotonic()
+        self._missed.clear()
 
 
 class TokenVerifier:

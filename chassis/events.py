@@ -33,6 +33,7 @@ def envelope(
     aggregate_type: str,
     aggregate_id: str,
     event_id: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> event_pb2.Event:
     env = event_pb2.Event(
         id=event_id or str(uuid.uuid4()),
@@ -41,7 +42,7 @@ def envelope(
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
     )
-    env.occur_time.FromDatetime(datetime.now(UTC))
+    env.occur_time.FromDatetime(occurred_at or datetime.now(UTC))
     packed = any_pb2.Any()
     packed.Pack(payload, type_url_prefix="type.givance.org/")
     env.payload.CopyFrom(packed)
@@ -49,9 +50,10 @@ def envelope(
 
 
 def outbox_row(
-    event_type: str, payload: Message, tenant_id: uuid.UUID, aggregate_type: str, aggregate_id: str
+    event_type: str, payload: Message, tenant_id: uuid.UUID, aggregate_type: str, aggregate_id: str,
+    occurred_at: datetime | None = None,
 ) -> dict:
-    env = envelope(event_type, payload, tenant_id, aggregate_type, aggregate_id)
+    env = envelope(event_type, payload, tenant_id, aggregate_type, aggregate_id, occurred_at=occurred_at)
     headers: dict[str, str] = {TENANT_HEADER: str(tenant_id)}
     propagate.inject(headers)  # the trace of the request that caused the event
     return {

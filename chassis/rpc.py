@@ -75,44 +75,51 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         self.verifier = verifier
         self.rules = auth_rules(service_names)
         self.domain = domain
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        method = details.method
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method
         rule = self.rules[method] if method in self.rules else _PUBLIC
         if rule is None or not (rule.public or rule.permission):
             rule = _UNDECLARED  # fail closed: nobody may call it
-        metadata = details.invocation_metadata
+        # Built once per method; each call reads its own metadata from the servicer context.
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, rule, metadata),
+            wrapped = grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, rule),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, rule, metadata),
+        elif handler.unary_stream:
+            wrapped = grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, rule),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, rule, metadata),
+        elif handler.stream_unary:
+            wrapped = grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, rule),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(handler.stream_stream, rule, metadata),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        else:
+            wrapped = grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(handler.stream_stream, rule),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        self._wrapped[method] = wrapped
+        return wrapped
 
-    def _wrap_unary(self, behavior, rule, metadata):
+    def _wrap_unary(self, behavior, rule):
         async def call(request, ctx):
             try:
-                token = context.bind(await self._authenticate(rule, metadata, ctx))
+                token = context.bind(await self._authenticate(rule, ctx.invocation_metadata(), ctx))
             except ServiceError as err:
                 await abort(ctx, err, self.domain)
                 return None
@@ -129,10 +136,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _wrap_stream(self, behavior, rule, metadata):
+    def _wrap_stream(self, behavior, rule):
         async def call(request, ctx):
             try:
-                token = context.bind(await self._authenticate(rule, metadata, ctx))
+                token = context.bind(await self._authenticate(rule, ctx.invocation_metadata(), ctx))
             except ServiceError as err:
                 await abort(ctx, err, self.domain)
                 return

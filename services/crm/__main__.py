@@ -5,6 +5,7 @@ from __future__ import annotations
 from givance.crm.v1 import donation_service_pb2_grpc, donor_service_pb2_grpc
 
 from chassis import telemetry
+from chassis.audit import ReadAudit
 from chassis.auth import JwksCache, TokenVerifier, identity_jwks_fetcher
 from chassis.consumer import Consumer
 from chassis.db import Database, create_engine
@@ -24,6 +25,7 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
     telemetry.setup("crm", s.otlp_endpoint)
     app_url = s.app_database_url(SCHEMA)
     db = Database(create_engine(app_url, pool_size=s.db_pool_size, application_name="crm"), SCHEMA)
+    reads = ReadAudit(db)
     verifier = verifier or TokenVerifier(JwksCache(identity_jwks_fetcher(s.identity_address)))
     revocations = RevocationList()
     verifier.extra_checks.append(revocations.check)
@@ -31,15 +33,15 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
         name="crm", host=s.host, port=s.port, verifier=verifier, grace_seconds=s.grace_seconds,
         registrations=[
             Registration("givance.crm.v1.DonorService", donor_service_pb2_grpc.add_DonorServiceServicer_to_server,
-                         DonorServicer(db)),
+                         DonorServicer(db, reads)),
             Registration("givance.crm.v1.DonationService",
-                         donation_service_pb2_grpc.add_DonationServiceServicer_to_server, DonationServicer(db)),
+                         donation_service_pb2_grpc.add_DonationServiceServicer_to_server, DonationServicer(db, reads)),
         ],
     )
     relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)
     listener = RevocationListener(s.rabbitmq_url, s.events_exchange, revocations)
-    host.background += [relay.run, listener.run]
-    host.workers += [relay, listener]
+    host.background += [relay.run, listener.run, reads.run]
+    host.workers += [reads, relay, listener]
     for sub in SUBSCRIPTIONS:
         consumer = Consumer(db, s.rabbitmq_url, s.events_exchange, sub.queue, sub.bindings, sub.handler,
                             max_attempts=sub.max_attempts)

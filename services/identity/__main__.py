@@ -33,6 +33,7 @@ from services.identity.api.organizations import OrganizationServicer
 from services.identity.api.sessions import SessionServicer
 from services.identity.api.staff import StaffServicer
 from services.identity.consumers import SUBSCRIPTIONS
+from services.identity.handlers import audit
 from services.identity.handlers.accounts import Accounts
 from services.identity.handlers.deps import Deps
 from services.identity.handlers.keys import SigningKeys
@@ -58,7 +59,7 @@ def _registrations(deps: Deps, accounts: Accounts) -> list[Registration]:
         reg("AccountService", account_service_pb2_grpc.add_AccountServiceServicer_to_server, AccountServicer(deps)),
         reg("MfaService", mfa_service_pb2_grpc.add_MfaServiceServicer_to_server, MfaServicer(deps)),
         reg("MembershipService", membership_service_pb2_grpc.add_MembershipServiceServicer_to_server,
-            MembershipServicer(deps)),
+            MembershipServicer(deps, accounts)),
         reg("SessionService", session_service_pb2_grpc.add_SessionServiceServicer_to_server, SessionServicer(deps)),
         reg("AuditService", audit_service_pb2_grpc.add_AuditServiceServicer_to_server, AuditServicer(deps)),
         reg("StaffService", staff_service_pb2_grpc.add_StaffServiceServicer_to_server, StaffServicer(deps)),
@@ -71,7 +72,7 @@ async def build(s: IdentitySettings) -> ServiceHost:
     app_url = s.app_database_url(SCHEMA)
     db = Database(create_engine(app_url, pool_size=s.db_pool_size, application_name="identity"), SCHEMA)
     keyring = Keyring(s.encryption_keys)
-    keys = SigningKeys(db, keyring)
+    keys = SigningKeys(db, keyring, access_ttl=s.access_token_ttl_seconds)
     await keys.load_or_create()
     hasher = password_hasher(s)
     revocations = RevocationList()
@@ -85,6 +86,8 @@ async def build(s: IdentitySettings) -> ServiceHost:
     relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)
     listener = RevocationListener(s.rabbitmq_url, s.events_exchange, revocations)
     host.background += [relay.run, listener.run]
+    # Another replica's key rotation is picked up within a minute; audit partitions at start, then daily.
+    host.background += [keys.run_reloader, lambda: audit.maintain_partitions(db)]
     host.workers += [relay, listener]
     for sub in SUBSCRIPTIONS:
         consumer = Consumer(db, s.rabbitmq_url, s.events_exchange, sub.queue, sub.bindings, sub.handler,

@@ -26,6 +26,8 @@ class IdentitySettings(ServiceSettings):
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024
     argon2_parallelism: int = 1
+    # Where users open the links identity sends (email verification, password reset).
+    public_url: str = "http://127.0.0.1:8080"
 
     def warn_if_dev_keys(self) -> None:
         if self.encryption_keys == DEV_ENCRYPTION_KEYS:

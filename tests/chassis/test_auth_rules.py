@@ -39,6 +39,9 @@ class _Ctx:
     def peer(self):
         return "ipv4:127.0.0.1:1234"
 
+    def invocation_metadata(self):
+        return _Details.invocation_metadata
+
     async def abort(self, code, details, trailing_metadata=()):
         self.code = code
         raise _Aborted(details)

@@ -11,9 +11,8 @@ from givance.crm.v1 import donor_pb2
 from givance.crm.v1 import donor_service_pb2 as pb
 from google.protobuf import field_mask_pb2
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from chassis.db import Database
+from chassis.db import Database, create_engine
 from chassis.settings import ServiceSettings, plain_dsn
 from tests.helpers import gift, new_donor
 
@@ -131,13 +130,16 @@ async def test_every_tenant_table_has_forced_rls_and_roles_are_unprivileged(admi
     assert not await admin_db.fetchval("SELECT has_schema_privilege('givance_identity', 'crm', 'USAGE')")
 
 
-async def _tenant_after(engine) -> str:
-    async with engine.connect() as conn:
-        return (await conn.execute(text("SELECT current_setting('app.tenant_id', true)"))).scalar() or ""
+async def _tenant_on_next_checkout(engine) -> tuple[int, str]:
+    """Backend pid and app.tenant_id as the next request on the pool would see them."""
+    pool = await engine.acquire_pool()
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT pg_backend_pid()"), \
+            (await conn.fetchval("SELECT current_setting('app.tenant_id', true)")) or ""
 
 
 async def test_failed_or_cancelled_transaction_leaves_no_tenant_on_the_pooled_connection(tenant):
-    engine = create_async_engine(ServiceSettings().app_database_url("crm"), pool_size=1, max_overflow=0)
+    engine = create_engine(ServiceSettings().app_database_url("crm"), pool_size=1)
     db = Database(engine, "crm")
     try:
         pid_before = None
@@ -146,9 +148,9 @@ async def test_failed_or_cancelled_transaction_leaves_no_tenant_on_the_pooled_co
                 pid_before = (await uow.conn.execute(text("SELECT pg_backend_pid()"))).scalar()
                 assert (await uow.conn.execute(text("SELECT count(*) FROM crm.journeys"))).scalar() >= 0
                 raise RuntimeError("handler failed")
-        async with engine.connect() as conn:
-            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar() == pid_before  # same connection
-        assert await _tenant_after(engine) == ""
+        pid, tenant_after = await _tenant_on_next_checkout(engine)
+        assert pid == pid_before  # the same pooled connection ...
+        assert tenant_after == ""  # ... carries no tenant
 
         started = asyncio.Event()
 
@@ -163,6 +165,7 @@ async def test_failed_or_cancelled_transaction_leaves_no_tenant_on_the_pooled_co
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await _tenant_after(engine) == ""
+        _, tenant_after = await _tenant_on_next_checkout(engine)
+        assert tenant_after == ""
     finally:
         await engine.dispose()

@@ -6,6 +6,7 @@ from givance.crm.v1 import donation_pb2, donation_service_pb2_grpc
 from givance.crm.v1 import donation_service_pb2 as pb
 
 from chassis import context
+from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
 from chassis.convert import from_date, from_money, money, timestamp
 from chassis.db import Database
@@ -64,8 +65,9 @@ def donation_to_proto(row: dict) -> donation_pb2.Donation:
 
 
 class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, reads: ReadAudit):
         self.db = db
+        self.reads = reads
 
     async def RecordDonation(self, request: pb.RecordDonationRequest, ctx) -> pb.RecordDonationResponse:
         row = await handlers.record_donation(self.db, context.current().tenant_id,
@@ -73,6 +75,6 @@ class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
         return pb.RecordDonationResponse(donation=donation_to_proto(row))
 
     async def ListDonations(self, request: pb.ListDonationsRequest, ctx) -> pb.ListDonationsResponse:
-        rows, token = await handlers.list_donations(self.db, context.current().tenant_id, request.donor_id,
+        rows, token = await handlers.list_donations(self.db, self.reads, context.current().tenant_id, request.donor_id,
                                                     request.page_size, request.page_token)
         return pb.ListDonationsResponse(donations=[donation_to_proto(r) for r in rows], next_page_token=token)

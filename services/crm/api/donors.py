@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
 from chassis import context
+from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
 from chassis.convert import from_timestamp, money, timestamp
 from chassis.db import Database
@@ -71,8 +72,9 @@ def _date(value):
 
 
 class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, reads: ReadAudit):
         self.db = db
+        self.reads = reads
 
     async def CreateDonor(self, request: pb.CreateDonorRequest, ctx) -> pb.CreateDonorResponse:
         row = await handlers.create_donor(self.db, context.current().tenant_id, fields_from_proto(request.donor),
@@ -80,7 +82,7 @@ class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
         return pb.CreateDonorResponse(donor=donor_to_proto(row))
 
     async def GetDonor(self, request: pb.GetDonorRequest, ctx) -> pb.GetDonorResponse:
-        row = await handlers.get_donor(self.db, context.current().tenant_id, request.id)
+        row = await handlers.get_donor(self.db, self.reads, context.current().tenant_id, request.id)
         return pb.GetDonorResponse(donor=donor_to_proto(row))
 
     async def ListDonors(self, request: pb.ListDonorsRequest, ctx) -> pb.ListDonorsResponse:

@@ -8,6 +8,7 @@ from datetime import date
 from givance.events.v1 import crm_events_pb2
 
 from chassis import paging
+from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
 from chassis.convert import money
 from chassis.db import Database
@@ -57,6 +58,9 @@ async def record_donation(db: Database, org: uuid.UUID, d: rules.DonationFields,
             ),
             aggregate_type="donor", aggregate_id=str(row["donor_id"]),
         )
+        uow.audit("crm.donation.record", "donation", str(row["id"]), after={
+            k: row[k] for k in ("donor_id", "project_id", "amount", "currency", "date", "payment_method",
+                                "reference_number", "is_recurring", "recurring_frequency", "tax_deductible")})
         return row
 
 
@@ -72,7 +76,7 @@ def _id(value: str | None, field: str, v: Violations, *, required: bool) -> uuid
         return None
 
 
-async def list_donations(db: Database, org: uuid.UUID, donor_id: str, page_size: int,
+async def list_donations(db: Database, reads: ReadAudit, org: uuid.UUID, donor_id: str, page_size: int,
                          page_token: str) -> tuple[list[dict], str]:
     size = paging.page_size(page_size)
     did = parse_id(donor_id, "donor_id") if donor_id else None
@@ -85,6 +89,8 @@ async def list_donations(db: Database, org: uuid.UUID, donor_id: str, page_size:
             raise InvalidArgument.field("page_token", "is not a page token this method issued") from None
     async with db.unit_of_work(org) as uow:
         rows = await store.page(uow.conn, org, donor_id=did, after=after, limit=size + 1)
+    # Gifts are donor financial data: the read is audited (in a batch).
+    reads.record("crm.donation.list", "donor", str(did) if did else "", after={"returned": min(len(rows), size)})
     token = ""
     if len(rows) > size:
         rows = rows[:size]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chassis import paging
+from chassis.audit import ReadAudit
 from chassis.db import Database
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
 from services.crm.domain import donors as rules
@@ -35,16 +36,19 @@ async def create_donor(db: Database, org: uuid.UUID, fields: rules.DonorFields, 
         v.raise_if_any()
         row = await store.insert(uow.conn, org, uuid.uuid4(), clean.as_dict(), request_id or None)
         if row is None:  # AIP-155: the request was served before; return its result
-            row = await store.by_request_id(uow.conn, org, request_id)
+            return await store.by_request_id(uow.conn, org, request_id)
+        uow.audit("crm.donor.create", "donor", str(row["id"]), after=_audited(row))
         return row
 
 
-async def get_donor(db: Database, org: uuid.UUID, donor_id: str) -> dict:
+async def get_donor(db: Database, reads: ReadAudit, org: uuid.UUID, donor_id: str) -> dict:
     did = parse_id(donor_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await store.get(uow.conn, org, did)
     if row is None:
         raise NotFound(f"donor {donor_id} not found")
+    # The donor comes with its giving totals: a read of financial data, audited (in a batch).
+    reads.record("crm.donor.read", "donor", str(did))
     return row
 
 
@@ -119,7 +123,12 @@ async def update_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str, p
         merged = replace(current, **{a: getattr(patch, a) for a in attrs})
         clean = rules.normalize(merged, "donor", v, await _stages(uow, org))
         v.raise_if_any()
-        return await store.update(uow.conn, org, did, clean.as_dict())
+        updated = await store.update(uow.conn, org, did, clean.as_dict())
+        old, new = _audited(row), _audited(updated)
+        changed = [k for k in new if new[k] != old[k]]
+        uow.audit("crm.donor.update", "donor", str(did), before={k: old[k] for k in changed},
+                  after={k: new[k] for k in changed})
+        return updated
 
 
 async def delete_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str) -> dict:
@@ -129,7 +138,21 @@ async def delete_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str) -
         if row is None:
             raise NotFound(f"donor {donor_id} not found")
         _check_etag(row, etag, "etag")
-        return await store.soft_delete(uow.conn, org, did)
+        deleted = await store.soft_delete(uow.conn, org, did)
+        uow.audit("crm.donor.delete", "donor", str(did), before=_audited(row))
+        return deleted
+
+
+# What the audit trail keeps of a donor (before and after a change).
+_AUDITED = (
+    "external_id", "donor_type", "first_name", "last_name", "email", "phone", "spouse_first_name",
+    "spouse_last_name", "spouse_email", "address_street", "address_city", "address_state", "address_zip",
+    "address_country", "journey_stage", "ai_classification", "last_contact_at", "notes", "tags", "custom_fields",
+)
+
+
+def _audited(row: dict) -> dict:
+    return {k: row.get(k) for k in _AUDITED}
 
 
 def _fields_of(row: dict) -> rules.DonorFields:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from givance.identity.v1 import identity_service_pb2 as pb
 from givance.identity.v1 import identity_service_pb2_grpc, user_pb2
 
+from chassis import context
 from chassis.convert import timestamp
 from services.identity.api.organizations import org_to_proto
+from services.identity.handlers import organizations, service_accounts, sessions
 from services.identity.handlers.accounts import Accounts, Tokens
 from services.identity.handlers.keys import SigningKeys
+from services.identity.handlers.mfa import Mfa, MfaChallenge
 
 
 def _tokens(t: Tokens) -> user_pb2.TokenPair:
@@ -47,12 +50,36 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
                                  tokens=_tokens(result.tokens))
 
     async def Login(self, request: pb.LoginRequest, ctx) -> pb.LoginResponse:
-        tokens = await self.accounts.login(email=request.email, password=request.password,
-                                           organization_id=request.organization_id)
-        return pb.LoginResponse(tokens=_tokens(tokens))
+        result = await self.accounts.login(email=request.email, password=request.password,
+                                           organization_id=request.organization_id,
+                                           device_token=request.device_token)
+        if isinstance(result, MfaChallenge):
+            return pb.LoginResponse(mfa_challenge=pb.MfaChallenge(
+                challenge_token=result.challenge_token, expire_time=timestamp(result.expires_at)))
+        return pb.LoginResponse(tokens=_tokens(result))
+
+    async def VerifyMfa(self, request: pb.VerifyMfaRequest, ctx) -> pb.VerifyMfaResponse:
+        result = await Mfa.for_login(self.accounts).verify(
+            challenge_token=request.challenge_token, code=request.code, trust_device=request.trust_device,
+            device_name=request.device_name)
+        return pb.VerifyMfaResponse(tokens=_tokens(result.tokens), device_token=result.device_token)
 
     async def RefreshToken(self, request: pb.RefreshTokenRequest, ctx) -> pb.RefreshTokenResponse:
         return pb.RefreshTokenResponse(tokens=_tokens(await self.accounts.refresh(request.refresh_token)))
+
+    async def Logout(self, request: pb.LogoutRequest, ctx) -> pb.LogoutResponse:
+        await sessions.logout(self.accounts.db, context.current().principal)
+        return pb.LogoutResponse()
+
+    async def SwitchOrganization(self, request: pb.SwitchOrganizationRequest, ctx) -> pb.SwitchOrganizationResponse:
+        tokens = await organizations.switch(self.accounts, context.current().principal, request.organization_id,
+                                            request.make_default)
+        return pb.SwitchOrganizationResponse(tokens=_tokens(tokens))
+
+    async def IssueServiceToken(self, request: pb.IssueServiceTokenRequest, ctx) -> pb.IssueServiceTokenResponse:
+        token, expires_at = await service_accounts.issue_token(self.accounts.db, self.keys, self.accounts.access_ttl,
+                                                               request.client_id, request.client_secret)
+        return pb.IssueServiceTokenResponse(access_token=token, expire_time=timestamp(expires_at))
 
     async def GetJwks(self, request: pb.GetJwksRequest, ctx) -> pb.GetJwksResponse:
         keys = await self.keys.jwks()

@@ -5,5 +5,8 @@ service starts.
 """
 
 from chassis.consumer import Subscription
+from services.identity.consumers import audit
 
-SUBSCRIPTIONS: list[Subscription] = []
+SUBSCRIPTIONS: list[Subscription] = [
+    Subscription(queue=audit.QUEUE, bindings=audit.BINDINGS, handler=audit.on_audit_recorded),
+]

@@ -8,9 +8,10 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 
 from chassis.errors import Violations
+from services.identity.domain import passwords
 
-PASSWORD_MIN = 12
-PASSWORD_MAX = 256
+PASSWORD_MIN = passwords.PASSWORD_MIN
+PASSWORD_MAX = passwords.PASSWORD_MAX
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
 
 
@@ -22,12 +23,10 @@ def normalize_email(value: str, field: str, violations: Violations) -> str:
         return ""
 
 
-def check_password(password: str, field: str, violations: Violations) -> None:
-    """NIST SP 800-63B: length, not composition rules."""
-    if len(password) < PASSWORD_MIN:
-        violations.add(field, f"must be at least {PASSWORD_MIN} characters")
-    elif len(password) > PASSWORD_MAX:
-        violations.add(field, f"must be at most {PASSWORD_MAX} characters")
+def check_password(password: str, field: str, violations: Violations, *, email: str = "",
+                   first_name: str = "", last_name: str = "") -> None:
+    """NIST SP 800-63B: length, not composition rules; no common passwords (see domain/passwords.py)."""
+    passwords.check_password(password, field, violations, email=email, first_name=first_name, last_name=last_name)
 
 
 def slugify(name: str) -> str:

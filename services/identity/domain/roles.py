@@ -1,29 +1,185 @@
-"""System roles and the permissions they grant.
+"""System roles, the permission catalogue, and how a member's permissions are computed.
 
-Permission strings are `<service>.<resource>.<verb>`; `*` and `<service>.*` are wildcards.
-Every RPC declares the permission it needs in its proto (givance.options.v1.auth).
+Permission strings are `<service>.<resource>.<verb>`; `*` and `<prefix>.*` are wildcards.
+Every RPC declares the permission it needs in its proto (givance.options.v1.auth); the
+catalogue below lists every one of them (a test compares it with the protos), and custom
+roles and per-member overrides may only name catalogued permissions or wildcards over them.
+
+A member's permissions: those of their role (a system role or a custom role of the
+organization), plus the overrides' grants, minus the overrides' denials (a denial wins).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chassis.errors import Violations
 
 OWNER = "owner"
 ADMIN = "admin"
 STAFF = "staff"
 VIEWER = "viewer"
+CUSTOM = "custom"  # the membership column's value when the role is a custom role (custom_role_id)
+
+# Every member may manage their own account, MFA, sessions and staff profile.
+SELF = "identity.self"
+
+# Every permission an RPC declares, by service (kept equal to the protos by a test).
+CATALOGUE: tuple[str, ...] = (
+    "identity.self",
+    "identity.organizations.read",
+    "identity.organizations.write",
+    "identity.members.read",
+    "identity.members.write",
+    "identity.roles.write",
+    "identity.audit.read",
+    "identity.kyc.review",
+    "identity.service_accounts.read",
+    "identity.service_accounts.write",
+    "identity.keys.rotate",
+    "crm.donors.read",
+    "crm.donors.write",
+    "crm.donors.delete",
+    "crm.donations.read",
+    "crm.donations.write",
+)
 
 SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
+    # Everything, including ownership (only an owner grants or removes the owner role).
     OWNER: ("*",),
+    # Everything an organization does, but not ownership (a rule, not a permission).
     ADMIN: ("identity.*", "crm.*", "comms.*", "ai.*", "billing.read"),
+    # Works with donors and gifts; sees the organization and colleagues.
     STAFF: (
+        SELF,
         "identity.organizations.read",
+        "identity.members.read",
         "crm.donors.read",
         "crm.donors.write",
         "crm.donations.read",
         "crm.donations.write",
     ),
-    VIEWER: ("identity.organizations.read", "crm.donors.read", "crm.donations.read"),
+    # Reads only.
+    VIEWER: (
+        SELF,
+        "identity.organizations.read",
+        "identity.members.read",
+        "crm.donors.read",
+        "crm.donations.read",
+    ),
 }
+
+SYSTEM_ROLE_DESCRIPTIONS: dict[str, str] = {
+    OWNER: "Full control of the organization, including ownership",
+    ADMIN: "Manages the organization, its members and roles, and all its data; not ownership",
+    STAFF: "Reads and writes donors and donations",
+    VIEWER: "Reads the organization's data",
+}
+
+# Granted only by "*" or by name, never by a narrower wildcard: one signing key signs every
+# organization's tokens (see domain/keys.py), so "identity.*" (admins) does not rotate it.
+EXPLICIT_ONLY: frozenset[str] = frozenset({"identity.keys.rotate"})
+
+ROLE_NAME_MAX = 100
+ROLE_DESCRIPTION_MAX = 1000
+PERMISSIONS_MAX = 200
 
 
 def permissions_for(role: str) -> tuple[str, ...]:
+    """The permissions of a system role (nothing for anything else)."""
     return SYSTEM_ROLES.get(role, ())
+
+
+def is_system_role(role: str) -> bool:
+    return role in SYSTEM_ROLES
+
+
+def _within(pattern: str, other: str) -> bool:
+    """Whether every permission `other` names (a permission or a wildcard) lies within `pattern`."""
+    if pattern == "*" or pattern == other:
+        return True
+    if pattern.endswith(".*"):
+        return other != "*" and other.startswith(pattern[:-1])
+    return False
+
+
+def covers(pattern: str, other: str) -> bool:
+    """Whether granting `pattern` grants `other` (explicit-only permissions need "*" or their name)."""
+    if other in EXPLICIT_ONLY:
+        return pattern in ("*", other)
+    return _within(pattern, other)
+
+
+def _is_known(permission: str) -> bool:
+    if permission == "*":
+        return True
+    if permission.endswith(".*"):
+        prefix = permission[:-1]
+        return len(prefix) > 1 and any(p.startswith(prefix) for p in CATALOGUE)
+    return permission in CATALOGUE
+
+
+def clean_permissions(values: Iterable[str], field: str, v: Violations) -> list[str]:
+    """Validated against the catalogue (wildcards over it allowed); trimmed, deduplicated, in order."""
+    out: list[str] = []
+    values = list(values)
+    if len(values) > PERMISSIONS_MAX:
+        v.add(field, f"must hold at most {PERMISSIONS_MAX} permissions")
+        return out
+    for i, raw in enumerate(values):
+        p = raw.strip()
+        if not p:
+            v.add(f"{field}[{i}]", "must not be empty")
+        elif not _is_known(p):
+            v.add(f"{field}[{i}]", f"unknown permission {p!r}")
+        elif p not in out:
+            out.append(p)
+    return out
+
+
+def effective_permissions(base: Iterable[str], grant: Iterable[str] = (), deny: Iterable[str] = ()) -> tuple[str, ...]:
+    """Role permissions + grants - denials; a denial always wins.
+
+    A granted wildcard a denial only partly covers is expanded over the catalogue and the
+    denied permissions are taken out; a denial never leaves a wildcard that still grants it.
+    """
+    deny = [d for d in deny if d]
+    out: list[str] = []
+
+    def add(p: str) -> None:
+        if p not in out:
+            out.append(p)
+
+    for g in [*base, *grant]:
+        if not g or any(_within(d, g) for d in deny):
+            continue
+        if any(_within(g, d) for d in deny):  # a wildcard partly denied: the catalogue's rest
+            for p in CATALOGUE:
+                if covers(g, p) and not any(_within(d, p) for d in deny):
+                    add(p)
+        else:
+            add(g)
+    return tuple(out)
+
+
+def holds(granted: Iterable[str], wanted: str) -> bool:
+    """Whether a set of granted permissions covers `wanted` (a permission or a wildcard)."""
+    return any(covers(g, wanted) for g in granted)
+
+
+def check_role_name(name: str, field: str, v: Violations) -> str:
+    name = " ".join(name.split())
+    if not name:
+        v.add(field, "is required")
+    elif len(name) > ROLE_NAME_MAX:
+        v.add(field, f"must be at most {ROLE_NAME_MAX} characters")
+    elif name.lower() in SYSTEM_ROLES or name.lower() == CUSTOM:
+        v.add(field, f"{name!r} is the name of a system role")
+    return name
+
+
+def check_role_description(description: str, field: str, v: Violations) -> str:
+    description = description.strip()
+    if len(description) > ROLE_DESCRIPTION_MAX:
+        v.add(field, f"must be at most {ROLE_DESCRIPTION_MAX} characters")
+    return description

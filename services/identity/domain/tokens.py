@@ -13,7 +13,9 @@ import uuid
 
 def access_claims(*, issuer: str, audience: str, user_id: uuid.UUID, org_id: uuid.UUID, role: str,
                   permissions: tuple[str, ...],
-                  family_id: uuid.UUID, now: int, ttl: int) -> dict:
+                  family_id: uuid.UUID, now: float, ttl: int) -> dict:
+    # iat keeps sub-second precision (a membership change's not_before is compared with it);
+    # nbf and exp are whole seconds.
     return {
         "iss": issuer,
         "aud": audience,
@@ -24,8 +26,8 @@ def access_claims(*, issuer: str, audience: str, user_id: uuid.UUID, org_id: uui
         "sid": str(family_id),
         "jti": uuid.uuid4().hex,
         "iat": now,
-        "nbf": now,
-        "exp": now + ttl,
+        "nbf": int(now),
+        "exp": int(now) + ttl,
         "kind": "user",
     }
 

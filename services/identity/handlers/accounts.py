@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,9 +15,11 @@ from chassis.auth import AUDIENCE, ISSUER
 from chassis.db import Database, UnitOfWork
 from chassis.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated, Violations
 from services.identity.domain import accounts as rules
-from services.identity.domain import roles
+from services.identity.domain import passwords, roles
 from services.identity.domain import tokens as token_rules
+from services.identity.handlers import grants, mfa, sessions
 from services.identity.handlers.keys import SigningKeys
+from services.identity.handlers.throttle import SIGNED_IN, LoginThrottle, audit_sign_in
 from services.identity.store import accounts as store
 
 BAD_LOGIN = "invalid email, password or organization"
@@ -50,6 +51,7 @@ class Accounts:
         self.hasher = hasher
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self.throttle = LoginThrottle(db)
         # Verifying against this when the email is unknown makes both answers take alike.
         self._dummy_hash = hasher.hash(uuid.uuid4().hex)
 
@@ -68,7 +70,7 @@ class Accounts:
                       organization_name: str, organization_slug: str, request_id: str) -> SignUpResult:
         v = Violations()
         email = rules.normalize_email(email, "email", v)
-        rules.check_password(password, "password", v)
+        passwords.check_password(password, "password", v, email=email, first_name=first_name, last_name=last_name)
         organization_name = organization_name.strip()
         if not organization_name:
             v.add("organization_name", "is required")
@@ -142,7 +144,8 @@ class Accounts:
 
     # -- log in -----------------------------------------------------------------------------
 
-    async def login(self, *, email: str, password: str, organization_id: str) -> Tokens:
+    async def login(self, *, email: str, password: str, organization_id: str,
+                    device_token: str = "") -> Tokens | mfa.MfaChallenge:
         v = Violations()
         if not email:
             v.add("email", "is required")
@@ -158,9 +161,13 @@ class Accounts:
 
         async with self.db.unit_of_work(None) as uow:
             user = await store.user_by_email(uow.conn, email.strip())
-        # Unknown email, wrong password, inactive user, not a member: one answer, alike in time.
-        ok = await self.verify_password(user["password_hash"] if user else self._dummy_hash, password)
-        if not user or not ok or not user["is_active"]:
+            locked = await self.throttle.locked(uow, email)
+        # Unknown email, wrong password, locked (account or client address), inactive user, not a
+        # member: one answer, alike in time (a locked login still verifies, against the dummy hash).
+        ok = await self.verify_password(user["password_hash"] if user and not locked else self._dummy_hash, password)
+        if locked or not user or not ok or not user["is_active"]:
+            reason = "locked" if locked else "unknown" if not user else "bad_password" if not ok else "inactive"
+            await self.throttle.failed(email, user, reason)
             raise Unauthenticated(BAD_LOGIN)
         org_id = org_id or user["default_organization_id"]
         if org_id is None:
@@ -169,6 +176,12 @@ class Accounts:
             role = await store.active_membership_role(uow.conn, user["id"], org_id)
             if role is None:
                 raise Unauthenticated(BAD_LOGIN)
+            await self.throttle.succeeded(uow, email)
+            # MFA enabled (and no trusted device token): no tokens yet, a challenge for VerifyMfa.
+            challenge = await mfa.login_challenge(uow, user["id"], org_id, device_token)
+            if challenge is not None:
+                return challenge
+            audit_sign_in(uow, SIGNED_IN, user["id"])
             return await self._issue(uow, user["id"], org_id, role, uuid.uuid4())
 
     # -- refresh ----------------------------------------------------------------------------
@@ -199,6 +212,8 @@ class Accounts:
                     reused = True
                 else:
                     tokens = await self._issue(uow, row["user_id"], org_id, role, row["family_id"])
+                    # The session's last use, client and address (SessionService lists them).
+                    await sessions.stamp_refreshed(uow, org_id, row["family_id"], row["id"])
         if reused:
             raise Unauthenticated("refresh token is no longer valid; sign in again", reason="REFRESH_REVOKED")
         return tokens
@@ -223,10 +238,20 @@ class Accounts:
 
     async def _issue(self, uow: UnitOfWork, user_id: uuid.UUID, org_id: uuid.UUID, role: str,
                      family_id: uuid.UUID) -> Tokens:
-        now = int(time.time())
+        # The membership as it is now, under a share lock (see handlers/grants.py): role,
+        # custom role permissions, overrides; `role` from the caller is only what it read earlier.
+        granted = await grants.member_grants(uow.conn, org_id, user_id)
+        if granted is None:
+            raise Unauthenticated("not an active member of this organization", reason="MEMBERSHIP_INACTIVE")
+        role, permissions = granted
         claims = token_rules.access_claims(issuer=ISSUER, audience=AUDIENCE, user_id=user_id, org_id=org_id, role=role,
-                                           permissions=roles.permissions_for(role), family_id=family_id,
-                                           now=now, ttl=self.access_ttl)
+                                           permissions=permissions, family_id=family_id,
+                                           now=grants.issue_time(), ttl=self.access_ttl)
+        # The organization requires MFA and this user has not enrolled yet: the token may only
+        # enroll (identity.self, for MfaService); a new login after enrollment gets the role's permissions.
+        enroll_only = await mfa.enroll_only_permissions(uow, user_id, org_id)
+        if enroll_only is not None:
+            claims["perms"] = enroll_only
         refresh, refresh_hash = token_rules.new_refresh_token(org_id)
         refresh_expires = datetime.now(UTC) + timedelta(seconds=self.refresh_ttl)
         await store.insert_refresh_token(uow.conn, org_id, user_id, family_id, refresh_hash, refresh_expires)

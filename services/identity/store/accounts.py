@@ -1,4 +1,4 @@
-"""identity's SQL: users, organizations, memberships, refresh tokens, signing keys."""
+"""identity's SQL: users, organizations, memberships, refresh tokens (signing keys: store/keys.py)."""
 
 from __future__ import annotations
 
@@ -128,34 +128,3 @@ async def revoke_family(conn: AsyncConnection, family_id: uuid.UUID) -> int:
         {"f": family_id},
     )
     return result.rowcount
-
-
-# -- signing keys (global, not tenant data) -------------------------------------------------
-
-
-async def active_signing_key(conn: AsyncConnection) -> dict[str, Any] | None:
-    row = (await conn.execute(
-        text("SELECT kid, private_key_sealed FROM identity.signing_keys WHERE retired_at IS NULL "
-             "ORDER BY created_at DESC LIMIT 1"),
-    )).mappings().first()
-    return dict(row) if row else None
-
-
-async def insert_signing_key(conn: AsyncConnection, kid: str, sealed: str, public_jwk: str) -> None:
-    await conn.execute(
-        text("INSERT INTO identity.signing_keys (kid, private_key_sealed, public_jwk) "
-             "VALUES (:k, :s, CAST(:j AS jsonb))"),
-        {"k": kid, "s": sealed, "j": public_jwk},
-    )
-
-
-async def lock_signing_keys(conn: AsyncConnection) -> None:
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('identity.signing_keys'))"))
-
-
-async def public_jwks(conn: AsyncConnection) -> list[dict[str, Any]]:
-    rows = (await conn.execute(
-        text("SELECT public_jwk FROM identity.signing_keys "
-             "WHERE retired_at IS NULL OR retired_at > now() - interval '1 day' ORDER BY created_at"),
-    )).scalars().all()
-    return [dict(r) for r in rows]

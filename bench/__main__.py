@@ -1,0 +1,161 @@
+"""python -m bench: start the stack, seed it, measure, print one line per figure.
+
+    bench get_donor: N calls/s ratio=R baseline=B errors=0
+    bench record_donation: N calls/s ratio=R baseline=B errors=0
+    bench event_lag: P99 ms p50=... p99=... max=... received=N sent=M rate=500 achieved=A errors=0
+
+The ratios divide a service's calls per second by the echo server's, both measured by the
+same load client (bench.load) with the same concurrency, payload size and metadata in this
+run, so they say how much of bare gRPC's capacity the whole stack keeps on this machine
+(each the best of two interleaved runs).
+The event lag is taken while donations are offered at a fixed rate (open loop): `sent`
+counts the gifts recorded, `received` the events the probe consumer handled, `achieved`
+the rate at which the calls actually completed (below `rate` when crm cannot keep up, and
+then the lag measures the backlog), `errors` the calls the server refused.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import uvloop
+
+from bench import echo, seed
+from bench.lag import LagProbe, percentile
+from bench.load import LoadResult, LoadSpec, run
+from bench.stack import Processes, Stack, free_ports, recreate, stack_from_env, wait_healthy, wait_listening
+from bench.stack import wait_outbox_drained as drained
+
+DONORS = 200
+CONCURRENCY = 32
+WARMUP_SECONDS = 1.0
+WINDOW_SECONDS = 5.0
+ROUNDS = 2  # of each closed-loop measurement; the best counts
+LAG_RATE = 500  # donations per second, open loop
+LAG_SECONDS = 5.0
+LAG_TIMEOUT = 30.0
+
+_started = time.monotonic()
+
+
+@dataclass
+class Addresses:
+    echo: str
+    identity: str
+    crm: str
+
+
+def progress(message: str) -> None:
+    print(f"[{time.monotonic() - _started:5.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def report(name: str, value: float, unit: str, **keys: object) -> None:
+    fields = " ".join(f"{k}={v}" for k, v in keys.items())
+    print(f"bench {name}: {value:.0f} {unit} {fields}".rstrip(), flush=True)
+
+
+def start_servers(procs: Processes, stack: Stack) -> Addresses:
+    echo_port, identity_port, crm_port = free_ports(3)
+    identity = f"127.0.0.1:{identity_port}"
+    procs.start("echo", "bench.echo", str(echo_port))
+    procs.start("identity", "services.identity", env=stack.env(IDENTITY_PORT=str(identity_port)))
+    procs.start("crm", "services.crm", env=stack.env(CRM_PORT=str(crm_port), IDENTITY_ADDRESS=identity))
+    return Addresses(echo=f"127.0.0.1:{echo_port}", identity=identity, crm=f"127.0.0.1:{crm_port}")
+
+
+async def throughput(target: str, method: str, payloads: list[bytes], tenant: seed.Tenant) -> LoadResult:
+    result = await run(LoadSpec(target=target, method=method, payloads=payloads, metadata=tenant.metadata,
+                                concurrency=CONCURRENCY, warmup=WARMUP_SECONDS, window=WINDOW_SECONDS))
+    if result.errors:
+        progress(f"{method}: errors {result.errors}, first: {result.first_error}")
+    return result
+
+
+def report_throughput(name: str, result: LoadResult, baseline: LoadResult) -> None:
+    report(name, result.rate, "calls/s", ratio=f"{result.rate / baseline.rate:.2f}", baseline=f"{baseline.rate:.0f}",
+           errors=sum(result.errors.values()))
+
+
+async def event_lag(stack: Stack, addrs: Addresses, tenant: seed.Tenant) -> None:
+    await drained(stack, "crm")  # the throughput run's backlog must not count as lag
+    probe = LagProbe()
+    await probe.start()
+    try:
+        progress(f"event lag: recording {LAG_RATE} donations/s for {LAG_SECONDS:.0f}s")
+        load = await run(LoadSpec(target=addrs.crm, method=seed.RECORD_DONATION,
+                                  payloads=seed.record_donation_requests(tenant), metadata=tenant.metadata,
+                                  mode="paced", rate=LAG_RATE, duration=LAG_SECONDS))
+        if load.errors:
+            progress(f"event lag: errors {load.errors}, first: {load.first_error}")
+        complete = await probe.wait_for(load.ok, LAG_TIMEOUT)
+        if not complete:
+            progress(f"event lag: only {len(probe.lags_ms)} of {load.ok} events after {LAG_TIMEOUT:.0f}s")
+    finally:
+        await probe.stop()
+    lags = probe.lags_ms
+    if not lags:
+        raise RuntimeError("event lag: no event reached the consumer")
+    p50, p99 = percentile(lags, 50), percentile(lags, 99)
+    report("event_lag", p99, "ms", p50=f"{p50:.1f}", p99=f"{p99:.1f}", max=f"{max(lags):.1f}",
+           received=len(lags), sent=load.ok, rate=LAG_RATE, achieved=f"{load.rate:.0f}",
+           errors=sum(load.errors.values()))
+
+
+async def best_throughputs(stack: Stack, addrs: Addresses, tenant: seed.Tenant) -> dict[str, LoadResult]:
+    """Each target's best of ROUNDS closed-loop runs, the targets interleaved.
+
+    Noise on a shared machine only ever lowers a throughput, so the best run is the
+    figure; interleaving gives the baseline and the services the same conditions.
+    """
+    gets = seed.get_donor_requests(tenant)  # the echo server gets the same bytes and metadata
+    targets = {
+        "echo": (addrs.echo, echo.METHOD, gets),
+        "get_donor": (addrs.crm, seed.GET_DONOR, gets),
+        "record_donation": (addrs.crm, seed.RECORD_DONATION, seed.record_donation_requests(tenant)),
+    }
+    best: dict[str, LoadResult] = {}
+    for round_no in range(1, ROUNDS + 1):
+        for name, (target, method, payloads) in targets.items():
+            result = await throughput(target, method, payloads, tenant)
+            progress(f"round {round_no}: {name} {result.rate:.0f} calls/s")
+            if name not in best or result.rate > best[name].rate:
+                best[name] = result
+            await drained(stack, "crm")  # the relay's backlog must not eat into the next run
+    return best
+
+
+async def measure(procs: Processes, stack: Stack, addrs: Addresses) -> None:
+    await wait_listening(addrs.echo, procs)
+    await wait_healthy(addrs.identity, procs)
+    await wait_healthy(addrs.crm, procs)
+    progress(f"servers up; seeding one organization and {DONORS} donors")
+    tenant = await seed.seed(addrs.identity, addrs.crm, DONORS)
+    best = await best_throughputs(stack, addrs, tenant)
+    report_throughput("get_donor", best["get_donor"], best["echo"])
+    report_throughput("record_donation", best["record_donation"], best["echo"])
+    await event_lag(stack, addrs, tenant)
+    procs.check_alive()
+
+
+def main() -> None:
+    # SIGTERM (make interrupted, CI timeout) unwinds like an error, so the servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    stack = stack_from_env()
+    os.environ.update(stack.env())  # this process's own consumer reads the chassis settings
+    progress(f"recreating database {stack.database_url} and the vhost")
+    recreate(stack)
+    procs = Processes()
+    try:
+        addrs = start_servers(procs, stack)
+        uvloop.run(measure(procs, stack, addrs))
+    finally:
+        progress("stopping servers")
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""`*.audit.recorded` -> the audit trail (identity.activity_logs)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from givance.events.v1 import audit_events_pb2, event_pb2
+from google.protobuf.json_format import MessageToDict
+
+from chassis import events
+from chassis.db import UnitOfWork
+from services.identity.handlers import audit as handlers
+
+QUEUE = "identity.audit-trail"
+BINDINGS = ["*.audit.recorded"]
+
+
+async def on_audit_recorded(uow: UnitOfWork, env: event_pb2.Event) -> None:
+    event = events.unpack(env, audit_events_pb2.AuditRecordedEvent)
+    await handlers.record(uow, handlers.Activity(
+        event_id=env.id,
+        occurred_at=env.occur_time.ToDatetime(tzinfo=UTC),
+        # The routing key names the publisher; the exchange is the services' own.
+        service=env.type.split(".", 1)[0],
+        actor_id=event.actor_id, actor_kind=event.actor_kind, action=event.action,
+        resource_type=event.resource_type, resource_id=event.resource_id,
+        before=MessageToDict(event.before) if event.HasField("before") else None,
+        after=MessageToDict(event.after) if event.HasField("after") else None,
+        ip_address=event.ip_address, request_id=event.request_id,
+    ))
