@@ -16,7 +16,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chassis import context
+from givance.events.v1 import audit_events_pb2
+
+from chassis import context, events
 from chassis.db import Database
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class ReadAudit:
                 log.warning("read audit: flush failed (%s); retrying", exc)
 
     async def flush(self) -> int:
+        """Write what is queued: one batch event per tenant, each in its own transaction."""
         batch, self._pending = self._pending, []
         if not batch:
             return 0
@@ -79,12 +82,16 @@ class ReadAudit:
             by_tenant.setdefault(r.tenant_id, []).append(r)
         written = 0
         for tenant, reads in by_tenant.items():
+            payload = audit_events_pb2.AuditBatchRecordedEvent(entries=[
+                events.audit_entry(r.action, r.resource_type, r.resource_id, service=self.db.schema,
+                                   actor_id=r.actor_id, actor_kind=r.actor_kind, request_id=r.request_id,
+                                   ip_address=r.peer, after=r.after, occurred_at=r.occurred_at)
+                for r in reads
+            ])
             try:
                 async with self.db.unit_of_work(tenant) as uow:
-                    for r in reads:
-                        uow.audit(r.action, r.resource_type, r.resource_id, after=r.after, actor_id=r.actor_id,
-                                  actor_kind=r.actor_kind, request_id=r.request_id, ip_address=r.peer,
-                                  occurred_at=r.occurred_at)
+                    uow.publish(f"{self.db.schema}.audit.batch_recorded", payload, aggregate_type="audit",
+                                aggregate_id=str(tenant))
                 written += len(reads)
             except BaseException:
                 self._pending[:0] = reads  # not written: back to the front of the queue

@@ -289,26 +289,17 @@ class UnitOfWork:
               occurred_at: datetime | None = None) -> str:
         """Record an audited action (a write, or a read of donor financial data) for the audit
         trail: `<service>.audit.recorded` through the outbox, in this transaction."""
-        from givance.events.v1 import audit_events_pb2
-        from google.protobuf import struct_pb2
-
         from chassis import context
 
         ctx = context.current_or_none()
         principal = ctx.principal if ctx else None
-        event = audit_events_pb2.AuditRecordedEvent(
+        event = events.audit_entry(
+            action, resource_type, resource_id, service=self._schema, before=before, after=after,
             actor_id=actor_id or (principal.subject if principal else ""),
             actor_kind=actor_kind or (principal.kind if principal else "system"),
-            action=action, resource_type=resource_type, resource_id=resource_id,
             request_id=request_id if request_id is not None else (ctx.request_id if ctx else ""),
-            service=self._schema,
             ip_address=ip_address if ip_address is not None else (ctx.peer if ctx else ""),
         )
-        for field, value in (("before", before), ("after", after)):
-            if value is not None:
-                s = struct_pb2.Struct()
-                s.update(_jsonable(value))
-                getattr(event, field).CopyFrom(s)
         return self.publish(f"{self._schema}.audit.recorded", event, aggregate_type=resource_type,
                             aggregate_id=resource_id or "-", occurred_at=occurred_at)
 
@@ -340,9 +331,3 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
-
-def _jsonable(value: Any) -> Any:
-    """Audit before/after values as JSON: dates and UUIDs as strings, Decimals exact."""
-    import json
-
-    return json.loads(json.dumps(value, default=str))

@@ -77,3 +77,24 @@ def unpack(env: event_pb2.Event, message_type: type[Message]) -> Message:
     if not env.payload.Unpack(msg):
         raise ValueError(f"event {env.id} of type {env.type} does not hold a {message_type.DESCRIPTOR.full_name}")
     return msg
+
+
+def audit_entry(action: str, resource_type: str, resource_id: str, *, service: str, actor_id: str,
+                actor_kind: str, request_id: str, ip_address: str, before: dict | None = None,
+                after: dict | None = None, occurred_at: datetime | None = None):
+    """One audit-trail entry (givance.events.v1.AuditRecordedEvent)."""
+    from givance.events.v1 import audit_events_pb2
+    from google.protobuf import struct_pb2
+
+    entry = audit_events_pb2.AuditRecordedEvent(
+        actor_id=actor_id, actor_kind=actor_kind, action=action, resource_type=resource_type,
+        resource_id=resource_id, request_id=request_id, service=service, ip_address=ip_address,
+    )
+    for field, value in (("before", before), ("after", after)):
+        if value is not None:
+            struct = struct_pb2.Struct()
+            struct.update(json.loads(json.dumps(value, default=str)))
+            getattr(entry, field).CopyFrom(struct)
+    if occurred_at is not None:
+        entry.occur_time.FromDatetime(occurred_at)
+    return entry

@@ -1,7 +1,8 @@
-"""`*.audit.recorded` -> the audit trail (identity.activity_logs)."""
+"""`*.audit.recorded` and `*.audit.batch_recorded` -> the audit trail (identity.activity_logs)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC
 
 from givance.events.v1 import audit_events_pb2, event_pb2
@@ -12,14 +13,24 @@ from chassis.db import UnitOfWork
 from services.identity.handlers import audit as handlers
 
 QUEUE = "identity.audit-trail"
-BINDINGS = ["*.audit.recorded"]
+BINDINGS = ["*.audit.recorded", "*.audit.batch_recorded"]
 
 
 async def on_audit_recorded(uow: UnitOfWork, env: event_pb2.Event) -> None:
-    event = events.unpack(env, audit_events_pb2.AuditRecordedEvent)
-    await handlers.record(uow, handlers.Activity(
-        event_id=env.id,
-        occurred_at=env.occur_time.ToDatetime(tzinfo=UTC),
+    if env.type.endswith(".audit.batch_recorded"):
+        batch = events.unpack(env, audit_events_pb2.AuditBatchRecordedEvent)
+        for i, entry in enumerate(batch.entries):
+            await handlers.record(uow, _activity(env, entry, str(uuid.uuid5(uuid.UUID(env.id), str(i)))))
+        return
+    await handlers.record(uow, _activity(env, events.unpack(env, audit_events_pb2.AuditRecordedEvent), env.id))
+
+
+def _activity(env: event_pb2.Event, event: audit_events_pb2.AuditRecordedEvent,
+              event_id: str) -> handlers.Activity:
+    when = event.occur_time if event.HasField("occur_time") else env.occur_time
+    return handlers.Activity(
+        event_id=event_id,
+        occurred_at=when.ToDatetime(tzinfo=UTC),
         # The routing key names the publisher; the exchange is the services' own.
         service=env.type.split(".", 1)[0],
         actor_id=event.actor_id, actor_kind=event.actor_kind, action=event.action,
@@ -27,4 +38,4 @@ async def on_audit_recorded(uow: UnitOfWork, env: event_pb2.Event) -> None:
         before=MessageToDict(event.before) if event.HasField("before") else None,
         after=MessageToDict(event.after) if event.HasField("after") else None,
         ip_address=event.ip_address, request_id=event.request_id,
-    ))
+    )
