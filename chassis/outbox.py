@@ -53,10 +53,19 @@ class OutboxRelay:
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self.published = 0
+        self._finished = asyncio.Event()
+        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self._finished.set()
+
+    async def _run(self) -> None:
+        self._started = True
         backoff = 0.1
         while not self._stopping:
             try:
@@ -70,14 +79,20 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows, retry later
-                log.warning("outbox relay %s: %s; retrying in %.1fs", self.schema, exc, backoff)
+                log.warning("outbox relay %s: %r; retrying in %.1fs", self.schema, exc, backoff)
                 await self._close_broker()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def stop(self) -> None:
+        """Let the batch in flight finish (what it sent is marked sent), then disconnect."""
         self._stopping = True
         self._wake.set()
+        if self._started:
+            try:
+                await asyncio.wait_for(self._finished.wait(), timeout=self.confirm_timeout + 5)
+            except TimeoutError:
+                log.warning("outbox relay %s: a batch did not finish in time; its rows stay unsent", self.schema)
         await self._close_broker()
         if self._db is not None:
             await self._db.close()
@@ -132,7 +147,7 @@ class OutboxRelay:
             # Publishing on one channel keeps the order; confirms arrive asynchronously.
             confirms = [asyncio.ensure_future(self._publish(r)) for r in rows]
             try:
-                await asyncio.wait_for(asyncio.gather(*confirms), timeout=self.confirm_timeout)
+                await asyncio.wait_for(asyncio.gather(*confirms), timeout=self.confirm_timeout + len(rows) / 200)
             except BaseException:
                 for c in confirms:
                     c.cancel()
@@ -157,7 +172,7 @@ class OutboxRelay:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         confirmation = await self._exchange.publish(
-            message, routing_key=row["routing_key"], mandatory=False, timeout=self.confirm_timeout
+            message, routing_key=row["routing_key"], mandatory=False, timeout=None  # the batch has one deadline
         )
         # aio-pika raises DeliveryError on basic.nack; anything but an ack is a failure.
         if not isinstance(confirmation, spec.Basic.Ack):

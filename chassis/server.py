@@ -41,6 +41,7 @@ class ServiceHost:
     verifier: TokenVerifier | None
     registrations: list[Registration]
     grace_seconds: float = 10.0
+    max_concurrent_rpcs: int = 512
     # Coroutines started after the server (relay.run) and objects stopped at shutdown.
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
@@ -51,6 +52,9 @@ class ServiceHost:
         self.server = grpc.aio.server(
             interceptors=[*telemetry.server_interceptors(), ServerInterceptor(self.verifier, names, self.name)],
             options=[("grpc.so_reuseport", 0)],
+            # Admission control: beyond this many calls in flight a caller gets RESOURCE_EXHAUSTED
+            # at once, rather than a queue that grows until calls time out.
+            maximum_concurrent_rpcs=self.max_concurrent_rpcs,
         )
         for r in self.registrations:
             r.add(r.servicer, self.server)
