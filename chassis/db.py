@@ -250,8 +250,10 @@ class UnitOfWork:
                 raise
             await self._release(raw)
         else:
-            # A cancelled query may still be running: never hand that connection to another request.
-            await self._release(raw, broken=isinstance(exc, asyncio.CancelledError))
+            # Cancelled (an RPC deadline): asyncpg has asked the server to cancel the running
+            # statement; rolling back waits for that, so the statement stops on the server and
+            # the connection comes back clean. Terminating at once would leave it running.
+            await self._release(raw)
 
     async def _release(self, raw: asyncpg.Connection, *, broken: bool = False) -> None:
         assert self._pool is not None
