@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 import zlib
 
 import aio_pika
@@ -145,7 +146,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             # Publishing on one channel keeps the order; confirms arrive asynchronously.
-            confirms = [asyncio.ensure_future(self._publish(r)) for r in rows]
+            confirms = [asyncio.ensure_future(self._publish(*m)) for m in coalesce_audit(rows)]
             try:
                 await asyncio.wait_for(asyncio.gather(*confirms), timeout=self.confirm_timeout + len(rows) / 200)
             except BaseException:
@@ -160,20 +161,58 @@ class OutboxRelay:
         self.published += len(rows)
         return len(rows)
 
-    async def _publish(self, row: asyncpg.Record) -> None:
+    async def _publish(self, routing_key: str, body: bytes, headers: dict, message_id: str) -> None:
         assert self._exchange is not None
-        headers = json.loads(row["headers"]) if row["headers"] else {}
         message = aio_pika.Message(
-            body=bytes(row["body"]),
+            body=body,
             headers=headers,
-            message_id=str(row["event_id"]),
-            type=row["routing_key"],
+            message_id=message_id,
+            type=routing_key,
             content_type=events.CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         confirmation = await self._exchange.publish(
-            message, routing_key=row["routing_key"], mandatory=False, timeout=None  # the batch has one deadline
+            message, routing_key=routing_key, mandatory=False, timeout=None  # the batch has one deadline
         )
         # aio-pika raises DeliveryError on basic.nack; anything but an ack is a failure.
         if not isinstance(confirmation, spec.Basic.Ack):
-            raise RuntimeError(f"publish of {row['event_id']} was not confirmed: {confirmation!r}")
+            raise RuntimeError(f"publish of {message_id} was not confirmed: {confirmation!r}")
+
+
+AUDIT_SUFFIX = ".audit.recorded"
+
+
+def coalesce_audit(rows: list[asyncpg.Record]) -> list[tuple[str, bytes, dict, str]]:
+    """The messages of one claimed batch: (routing key, body, headers, message id).
+
+    Domain events go one message each, in outbox order. Audit entries (`<service>.audit.recorded`,
+    one per audited write, written in the write's transaction) are numerous and need no order:
+    the batch's entries of one tenant travel as one `<service>.audit.batch_recorded` message,
+    each entry keeping its own id, so the audit trail stores each entry once however the
+    entries were grouped (a batch re-sent after a failure may be grouped differently).
+    """
+    from givance.events.v1 import audit_events_pb2
+
+    messages: list[tuple[str, bytes, dict, str]] = []
+    audits: dict[tuple[str, str], list[tuple[asyncpg.Record, audit_events_pb2.AuditRecordedEvent]]] = {}
+    for row in rows:
+        headers = json.loads(row["headers"]) if row["headers"] else {}
+        if not row["routing_key"].endswith(AUDIT_SUFFIX):
+            messages.append((row["routing_key"], bytes(row["body"]), headers, str(row["event_id"])))
+            continue
+        env = events.parse(bytes(row["body"]))
+        entry = events.unpack(env, audit_events_pb2.AuditRecordedEvent)
+        entry.entry_id = env.id
+        if not entry.HasField("occur_time"):
+            entry.occur_time.CopyFrom(env.occur_time)
+        service = row["routing_key"][: -len(AUDIT_SUFFIX)]
+        audits.setdefault((env.tenant_id, service), []).append((row, entry))
+    for (tenant, service), group in audits.items():
+        ids = [str(r["event_id"]) for r, _ in group]
+        batch_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "givance-audit:" + ",".join(ids)))
+        env = events.envelope(f"{service}.audit.batch_recorded",
+                              audit_events_pb2.AuditBatchRecordedEvent(entries=[e for _, e in group]),
+                              uuid.UUID(tenant), "audit", tenant, event_id=batch_id)
+        headers = json.loads(group[0][0]["headers"]) if group[0][0]["headers"] else {}
+        messages.append((env.type, env.SerializeToString(), headers, batch_id))
+    return messages

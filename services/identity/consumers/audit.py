@@ -20,7 +20,8 @@ async def on_audit_recorded(uow: UnitOfWork, env: event_pb2.Event) -> None:
     if env.type.endswith(".audit.batch_recorded"):
         batch = events.unpack(env, audit_events_pb2.AuditBatchRecordedEvent)
         for i, entry in enumerate(batch.entries):
-            await handlers.record(uow, _activity(env, entry, str(uuid.uuid5(uuid.UUID(env.id), str(i)))))
+            entry_id = entry.entry_id or str(uuid.uuid5(uuid.UUID(env.id), str(i)))
+            await handlers.record(uow, _activity(env, entry, entry_id))
         return
     await handlers.record(uow, _activity(env, events.unpack(env, audit_events_pb2.AuditRecordedEvent), env.id))
 

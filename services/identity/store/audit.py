@@ -20,7 +20,8 @@ async def insert(conn: AsyncConnection, org: uuid.UUID, values: dict[str, Any]) 
         text("INSERT INTO identity.activity_logs (organization_id, occurred_at, actor_id, actor_kind, action, "
              "resource_type, resource_id, before, after, ip_address, request_id, service, event_id) "
              "VALUES (:org, :occurred_at, :actor_id, :actor_kind, :action, :resource_type, :resource_id, "
-             "CAST(:before AS jsonb), CAST(:after AS jsonb), :ip_address, :request_id, :service, :event_id)"),
+             "CAST(:before AS jsonb), CAST(:after AS jsonb), :ip_address, :request_id, :service, :event_id) "
+             "ON CONFLICT (occurred_at, event_id) WHERE event_id IS NOT NULL DO NOTHING"),
         {**values, "org": org,
          "before": None if values.get("before") is None else json.dumps(values["before"]),
          "after": None if values.get("after") is None else json.dumps(values["after"])},
