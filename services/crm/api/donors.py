@@ -15,13 +15,18 @@ from chassis.convert import date as date_pb
 from chassis.convert import from_timestamp, money, timestamp
 from chassis.db import Database
 from chassis.errors import InvalidArgument
+from services.crm.domain import donor_matching as matching_rules
 from services.crm.domain import donors as rules
 from services.crm.domain.donors import etag
+from services.crm.handlers import donor_matching as matching
 from services.crm.handlers import donors as handlers
 
 _TYPE_IN = {donor_pb2.DONOR_TYPE_UNSPECIFIED: rules.INDIVIDUAL, donor_pb2.DONOR_TYPE_INDIVIDUAL: rules.INDIVIDUAL,
             donor_pb2.DONOR_TYPE_COUPLE: rules.COUPLE}
 _TYPE_OUT = {rules.INDIVIDUAL: donor_pb2.DONOR_TYPE_INDIVIDUAL, rules.COUPLE: donor_pb2.DONOR_TYPE_COUPLE}
+_REASON_OUT = {matching_rules.SAME_EMAIL: pb.DUPLICATE_REASON_SAME_EMAIL,
+               matching_rules.SAME_PHONE: pb.DUPLICATE_REASON_SAME_PHONE,
+               matching_rules.SIMILAR_NAME_SAME_ADDRESS: pb.DUPLICATE_REASON_SIMILAR_NAME_SAME_ADDRESS}
 
 
 def fields_from_proto(d: donor_pb2.Donor) -> rules.DonorFields:
@@ -100,3 +105,29 @@ class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
     async def DeleteDonor(self, request: pb.DeleteDonorRequest, ctx) -> pb.DeleteDonorResponse:
         row = await handlers.delete_donor(self.db, context.current().tenant_id, request.id, request.etag)
         return pb.DeleteDonorResponse(donor=donor_to_proto(row))
+
+    async def SearchDonors(self, request: pb.SearchDonorsRequest, ctx) -> pb.SearchDonorsResponse:
+        rows, token = await matching.search_donors(self.db, context.current().tenant_id, request.query,
+                                                   request.page_size, request.page_token)
+        return pb.SearchDonorsResponse(
+            results=[pb.DonorSearchResult(donor=donor_to_proto(r), score=r["score"]) for r in rows],
+            next_page_token=token)
+
+    async def FindDuplicateDonors(self, request: pb.FindDuplicateDonorsRequest,
+                                  ctx) -> pb.FindDuplicateDonorsResponse:
+        pairs, token = await matching.find_duplicates(self.db, context.current().tenant_id, request.donor_id,
+                                                      request.page_size, request.page_token)
+        return pb.FindDuplicateDonorsResponse(pairs=[
+            pb.DuplicateDonorPair(donor=donor_to_proto(p.donor), duplicate=donor_to_proto(p.duplicate),
+                                  score=p.score, reasons=[_REASON_OUT[r] for r in p.reasons])
+            for p in pairs], next_page_token=token)
+
+    async def MergeDonors(self, request: pb.MergeDonorsRequest, ctx) -> pb.MergeDonorsResponse:
+        result = await matching.merge_donors(self.db, context.current().tenant_id, request.survivor_id,
+                                             request.merged_id, request.survivor_etag, request.merged_etag)
+        return pb.MergeDonorsResponse(survivor=donor_to_proto(result.survivor),
+                                      moved_donation_count=result.moved_donations)
+
+    async def RestoreDonor(self, request: pb.RestoreDonorRequest, ctx) -> pb.RestoreDonorResponse:
+        row = await handlers.restore_donor(self.db, context.current().tenant_id, request.id, request.etag)
+        return pb.RestoreDonorResponse(donor=donor_to_proto(row))

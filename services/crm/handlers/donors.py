@@ -11,7 +11,9 @@ from chassis.audit import ReadAudit
 from chassis.db import Database
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
 from services.crm.domain import donors as rules
+from services.crm.domain.donor_matching import check_restorable
 from services.crm.domain.journeys import stage_ids
+from services.crm.store import donor_matching as matching_store
 from services.crm.store import donors as store
 from services.crm.store import journeys as journey_store
 
@@ -45,10 +47,13 @@ async def get_donor(db: Database, reads: ReadAudit, org: uuid.UUID, donor_id: st
     did = parse_id(donor_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await store.get(uow.conn, org, did)
+        if row is None:  # a merged donor's id resolves to the donor it was merged into
+            survivor = await matching_store.merged_into(uow.conn, org, did)
+            row = await store.get(uow.conn, org, survivor) if survivor else None
     if row is None:
         raise NotFound(f"donor {donor_id} not found")
     # The donor comes with its giving totals: a read of financial data, audited (in a batch).
-    reads.record("crm.donor.read", "donor", str(did))
+    reads.record("crm.donor.read", "donor", str(row["id"]))
     return row
 
 
@@ -141,6 +146,19 @@ async def delete_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str) -
         deleted = await store.soft_delete(uow.conn, org, did)
         uow.audit("crm.donor.delete", "donor", str(did), before=_audited(row))
         return deleted
+
+
+async def restore_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str) -> dict:
+    """Undo a soft delete that was not a merge."""
+    did = parse_id(donor_id, "id")
+    async with db.unit_of_work(org) as uow:
+        row = await store.get_any_for_update(uow.conn, org, did)
+        check_restorable(row, donor_id)
+        _check_etag(row, etag, "etag")
+        restored = await store.restore(uow.conn, org, did)
+        uow.audit("crm.donor.restore", "donor", str(did), before={"deleted_at": row["deleted_at"]},
+                  after=_audited(restored))
+        return restored
 
 
 # What the audit trail keeps of a donor (before and after a change).

@@ -18,7 +18,9 @@ _COLUMNS = (
 _RECORD = text(
     f"""
     WITH donor AS (
-      SELECT id FROM crm.donors WHERE organization_id = :org AND id = :donor_id AND deleted_at IS NULL
+      -- FOR SHARE: a concurrent merge or delete (which updates the row) finishes first, and
+      -- a gift never lands on a donor that was deleted meanwhile.
+      SELECT id FROM crm.donors WHERE organization_id = :org AND id = :donor_id AND deleted_at IS NULL FOR SHARE
     ), gift AS (
       INSERT INTO crm.donations (id, organization_id, donor_id, project_id, amount, currency, date,
         payment_method, reference_number, notes, is_recurring, recurring_frequency, tax_deductible, request_id)

@@ -121,6 +121,30 @@ async def soft_delete(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID
     return _row(row)
 
 
+async def get_any_for_update(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID) -> dict[str, Any] | None:
+    """The donor even when deleted, with merged_into_id; locked."""
+    row = (await conn.execute(
+        text(f"SELECT {_COLUMNS}, d.merged_into_id FROM crm.donors d "
+             "WHERE d.organization_id = :org AND d.id = :id FOR UPDATE"),
+        {"org": org, "id": donor_id},
+    )).mappings().first()
+    return _row(row) if row else None
+
+
+async def restore(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID) -> dict:
+    """Undo a soft delete; AlreadyExists when a live donor now holds its external_id."""
+    try:
+        async with conn.begin_nested():
+            row = (await conn.execute(
+                text("UPDATE crm.donors AS d SET deleted_at = NULL, updated_at = now(), version = version + 1 "
+                     f"WHERE d.organization_id = :org AND d.id = :id RETURNING {_COLUMNS}, {_GIVING}"),
+                {"org": org, "id": donor_id},
+            )).mappings().one()
+    except IntegrityError as exc:
+        raise _conflict(exc) from None
+    return _row(row)
+
+
 ORDERINGS = {
     # order_by -> (sort column, direction)
     "create_time desc": ("created_at", "DESC"),

@@ -1,0 +1,221 @@
+"""crm's SQL for finding donors again: trigram search, duplicate pairs, merges.
+
+The donors' search_text, name_text and phone_digits are generated columns (migration 0003),
+lower-cased and unaccented with crm.immutable_unaccent; queries are normalized the same way
+in SQL, so both sides agree. Thresholds are set per transaction (set_config(..., true)) so
+the trigram operators can use the GIN indexes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.crm.store.donors import _COLUMNS, _GIVING, _row
+
+_SET_WORD_THRESHOLD = text("SELECT set_config('pg_trgm.word_similarity_threshold', CAST(:t AS text), true)")
+_SET_THRESHOLD = text("SELECT set_config('pg_trgm.similarity_threshold', CAST(:t AS text), true)")
+
+
+async def search(conn: AsyncConnection, org: uuid.UUID, *, query: str, digits: str, threshold: float,
+                 after: list | None, limit: int) -> list[dict[str, Any]]:
+    """Live donors whose names or email resemble `query` (or whose phone holds `digits`), best
+    first; keyset on (score desc, id desc). Each row carries its score."""
+    await conn.execute(_SET_WORD_THRESHOLD, {"t": str(threshold)})
+    params: dict[str, Any] = {"org": org, "q": query, "digits": f"%{digits}%" if digits else None,
+                              "limit": limit}
+    after_sql = ""
+    if after is not None:
+        after_sql = "WHERE (s.score, s.id) < (CAST(:after_score AS double precision), :after_id)"
+        params["after_score"], params["after_id"] = after
+    sql = f"""
+        SELECT {_COLUMNS}, {_GIVING}, s.score FROM (
+          SELECT d.id, CAST(GREATEST(
+              word_similarity(crm.immutable_unaccent(lower(:q)), d.search_text),
+              CASE WHEN d.phone_digits LIKE CAST(:digits AS text) THEN 1 ELSE 0 END) AS double precision) AS score
+          FROM crm.donors d
+          WHERE d.organization_id = :org AND d.deleted_at IS NULL
+            AND (crm.immutable_unaccent(lower(:q)) <% d.search_text OR d.phone_digits LIKE CAST(:digits AS text))
+        ) s JOIN crm.donors d ON d.id = s.id
+        {after_sql}
+        ORDER BY s.score DESC, s.id DESC LIMIT :limit
+    """
+    return [_row(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+# Equalities, so the planner can hash-join each candidate branch (an OR would compare every pair).
+_SIMILAR_NAME = "a.name_text <> '' AND b.name_text % a.name_text"
+_SAME_STREET = ("lower(b.address_street) = lower(a.address_street) "
+                "AND upper(replace(b.address_zip, ' ', '')) = upper(replace(a.address_zip, ' ', ''))")
+_SAME_CITY = ("b.address_country = a.address_country "
+              "AND crm.immutable_unaccent(lower(b.address_city)) = crm.immutable_unaccent(lower(a.address_city))")
+_SAME_ADDRESS = f"(({_SAME_STREET}) OR ({_SAME_CITY}))"
+
+
+async def duplicate_pairs(conn: AsyncConnection, org: uuid.UUID, *, donor_id: uuid.UUID | None,
+                          name_threshold: float, email_weight: float, phone_weight: float,
+                          after: list | None, limit: int) -> list[dict[str, Any]]:
+    """Pairs (a_id, b_id) of live donors with the same email, the same phone, or a similar name
+    at the same address, likeliest first; keyset on (score desc, a_id, b_id). With donor_id,
+    a is that donor; without, a_id < b_id (each pair once)."""
+    await conn.execute(_SET_THRESHOLD, {"t": str(name_threshold)})
+    params: dict[str, Any] = {"org": org, "t": name_threshold, "we": email_weight, "wp": phone_weight,
+                              "limit": limit}
+    if donor_id is not None:
+        pair = "a.id = :donor AND b.id <> a.id"
+        params["donor"] = donor_id
+    else:
+        pair = "a.id < b.id"
+    base = ("FROM crm.donors a JOIN crm.donors b ON b.organization_id = a.organization_id "
+            f"AND b.deleted_at IS NULL AND {pair} {{on}} "
+            "WHERE a.organization_id = :org AND a.deleted_at IS NULL")
+    after_sql = ""
+    if after is not None:
+        after_sql = ("WHERE (score < CAST(:after_score AS double precision) OR (score = CAST(:after_score AS "
+                     "double precision) AND (a_id, b_id) > (:after_a, :after_b)))")
+        params["after_score"], params["after_a"], params["after_b"] = after
+    sql = f"""
+        WITH cand AS (
+          SELECT a.id AS a_id, b.id AS b_id {base.format(on="AND lower(b.email) = lower(a.email)")}
+          UNION
+          SELECT a.id, b.id {base.format(on="AND b.phone = a.phone")}
+          UNION
+          SELECT a.id, b.id {base.format(on=f"AND {_SIMILAR_NAME} AND {_SAME_STREET}")}
+          UNION
+          SELECT a.id, b.id {base.format(on=f"AND {_SIMILAR_NAME} AND {_SAME_CITY}")}
+        ), scored AS (
+          SELECT c.a_id, c.b_id,
+            coalesce(lower(a.email) = lower(b.email), false) AS same_email,
+            coalesce(a.phone = b.phone, false) AS same_phone,
+            CASE WHEN a.name_text <> '' AND {_SAME_ADDRESS}
+                 THEN CAST(similarity(a.name_text, b.name_text) AS double precision) ELSE 0 END AS name_sim
+          FROM cand c JOIN crm.donors a ON a.id = c.a_id JOIN crm.donors b ON b.id = c.b_id
+        ), pairs AS (
+          SELECT a_id, b_id, same_email, same_phone,
+            name_sim >= CAST(:t AS double precision) AS similar_name,
+            CAST(round(CAST(1
+              - (1 - CASE WHEN same_email THEN CAST(:we AS double precision) ELSE 0 END)
+              * (1 - CASE WHEN same_phone THEN CAST(:wp AS double precision) ELSE 0 END)
+              * (1 - CASE WHEN name_sim >= CAST(:t AS double precision) THEN name_sim ELSE 0 END)
+              AS numeric), 4) AS double precision) AS score
+          FROM scored
+        )
+        SELECT a_id, b_id, same_email, same_phone, similar_name, score FROM pairs
+        {after_sql}
+        ORDER BY score DESC, a_id, b_id LIMIT :limit
+    """
+    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+async def donors_by_ids(conn: AsyncConnection, org: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    rows = (await conn.execute(
+        text(f"SELECT {_COLUMNS}, {_GIVING} FROM crm.donors d WHERE d.organization_id = :org AND d.id = ANY(:ids)"),
+        {"org": org, "ids": ids},
+    )).mappings().all()
+    return {r["id"]: _row(r) for r in rows}
+
+
+# -- merge ---------------------------------------------------------------------------------
+
+
+async def lock_any(conn: AsyncConnection, org: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    """The donors (deleted or not, with merged_into_id), locked in id order (no deadlock between
+    two merges of the same pair)."""
+    rows = (await conn.execute(
+        text(f"SELECT {_COLUMNS}, d.merged_into_id FROM crm.donors d "
+             "WHERE d.organization_id = :org AND d.id = ANY(:ids) ORDER BY d.id FOR UPDATE"),
+        {"org": org, "ids": ids},
+    )).mappings().all()
+    return {r["id"]: _row(r) for r in rows}
+
+
+async def merged_into(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID) -> uuid.UUID | None:
+    """The survivor a merged donor was folded into (merges keep this one hop deep), else None."""
+    return (await conn.execute(
+        text("SELECT merged_into_id FROM crm.donors WHERE organization_id = :org AND id = :id"),
+        {"org": org, "id": donor_id},
+    )).scalar()
+
+
+async def move_donations(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> int:
+    result = await conn.execute(
+        text("UPDATE crm.donations SET donor_id = :s, updated_at = now() "
+             "WHERE organization_id = :org AND donor_id = :m"),
+        {"org": org, "s": survivor, "m": merged},
+    )
+    return result.rowcount
+
+
+# Other tables that point at a donor, moved when they exist (other migrations add them):
+# (table, the column a donor appears at most once per value of, if any).
+DONOR_REFERENCES: tuple[tuple[str, str | None], ...] = (
+    ("crm.donor_list_members", "list_id"),
+    ("crm.todos", None),
+    ("crm.donor_stage_history", None),
+    ("crm.donor_stage_changes", None),
+)
+
+
+async def move_references(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID,
+                          merged: uuid.UUID) -> dict[str, int]:
+    """Point the merged donor's rows in DONOR_REFERENCES at the survivor; a membership the
+    survivor already has is dropped rather than duplicated. Tables that do not exist are skipped."""
+    found = (await conn.execute(
+        text("SELECT t.name, array_agg(a.attname::text) AS columns "
+             "FROM unnest(CAST(:names AS text[])) AS t(name) "
+             "JOIN pg_attribute a ON a.attrelid = to_regclass(t.name) AND a.attnum > 0 AND NOT a.attisdropped "
+             "GROUP BY t.name"),
+        {"names": [t for t, _ in DONOR_REFERENCES]},
+    )).mappings().all()
+    columns = {r["name"]: set(r["columns"]) for r in found}
+    moved: dict[str, int] = {}
+    params = {"org": org, "s": survivor, "m": merged}
+    for table, unique_per in DONOR_REFERENCES:  # names are constants above, never input
+        cols = columns.get(table)
+        if not cols or "donor_id" not in cols:
+            continue
+        tenant = " AND organization_id = :org" if "organization_id" in cols else ""
+        if unique_per and unique_per in cols:
+            await conn.execute(text(
+                f"DELETE FROM {table} AS x WHERE x.donor_id = :m "
+                f"AND EXISTS (SELECT 1 FROM {table} AS y WHERE y.donor_id = :s AND y.{unique_per} = x.{unique_per})"),
+                params)
+        touch = ", updated_at = now()" if "updated_at" in cols else ""
+        result = await conn.execute(text(f"UPDATE {table} SET donor_id = :s{touch} WHERE donor_id = :m{tenant}"),
+                                    params)
+        moved[table] = result.rowcount
+    return moved
+
+
+async def recompute_giving(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
+    """Both donors' per-currency totals go; the survivor's are summed again from its gifts."""
+    params = {"org": org, "s": survivor, "m": merged}
+    await conn.execute(
+        text("DELETE FROM crm.donor_giving WHERE organization_id = :org AND donor_id IN (:s, :m)"), params)
+    await conn.execute(
+        text("INSERT INTO crm.donor_giving (organization_id, donor_id, currency, lifetime_amount, donation_count, "
+             "first_gift_date, last_gift_date) "
+             "SELECT organization_id, donor_id, currency, sum(amount), count(*), min(date), max(date) "
+             "FROM crm.donations WHERE organization_id = :org AND donor_id = :s "
+             "GROUP BY organization_id, donor_id, currency"),
+        params)
+
+
+async def mark_merged(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> dict:
+    """Soft-delete the merged donor pointing at the survivor; donors merged into it before now
+    point at the survivor too (one hop); the survivor's version moves on. Returns the survivor."""
+    params = {"org": org, "s": survivor, "m": merged}
+    await conn.execute(
+        text("UPDATE crm.donors SET deleted_at = now(), merged_into_id = :s, updated_at = now(), version = version + 1 "
+             "WHERE organization_id = :org AND id = :m"), params)
+    await conn.execute(
+        text("UPDATE crm.donors SET merged_into_id = :s, updated_at = now() "
+             "WHERE organization_id = :org AND merged_into_id = :m"), params)
+    row = (await conn.execute(
+        text("UPDATE crm.donors AS d SET version = version + 1, updated_at = now() "
+             f"WHERE d.organization_id = :org AND d.id = :s RETURNING {_COLUMNS}, {_GIVING}"), params,
+    )).mappings().one()
+    return _row(row)
