@@ -3,6 +3,8 @@
     bench get_donor: N calls/s ratio=R baseline=B errors=0
     bench record_donation: N calls/s ratio=R baseline=B errors=0
     bench event_lag: P99 ms p50=... p99=... max=... received=N sent=M rate=500 achieved=A errors=0
+    bench login: N logins/s ratio=R baseline=B threads=T errors=0
+    bench token_check: N us/call first=F cached=C
 
 The ratios divide a service's calls per second by the echo server's, both measured by the
 same load client (bench.load) with the same concurrency, payload size and metadata in this
@@ -12,10 +14,14 @@ The event lag is taken while donations are offered at a fixed rate (open loop): 
 counts the gifts recorded, `received` the events the probe consumer handled, `achieved`
 the rate at which the calls actually completed (below `rate` when crm cannot keep up, and
 then the lag measures the backlog), `errors` the calls the server refused.
+The login rate is set against the argon2id verifications per second identity's parameters
+allow on this machine (bench.login); the token check is the server interceptor's cost per
+call, measured in this process (bench.token_check).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -24,11 +30,22 @@ from dataclasses import dataclass
 
 import uvloop
 
-from bench import echo, seed
+from bench import echo, login, seed, token_check
 from bench.lag import LagProbe, percentile
 from bench.load import LoadResult, LoadSpec, run
-from bench.stack import Processes, Stack, free_ports, recreate, stack_from_env, wait_healthy, wait_listening
+from bench.stack import (
+    Processes,
+    Stack,
+    free_ports,
+    recreate,
+    stack_from_env,
+    wait_healthy,
+    wait_listening,
+    wait_queues_drained,
+)
 from bench.stack import wait_outbox_drained as drained
+from services.crm.consumers import SUBSCRIPTIONS as CRM_SUBSCRIPTIONS
+from services.identity.consumers import SUBSCRIPTIONS as IDENTITY_SUBSCRIPTIONS
 
 DONORS = 200
 CONCURRENCY = 32
@@ -53,9 +70,9 @@ def progress(message: str) -> None:
     print(f"[{time.monotonic() - _started:5.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def report(name: str, value: float, unit: str, **keys: object) -> None:
+def report(name: str, value: float, unit: str, decimals: int = 0, **keys: object) -> None:
     fields = " ".join(f"{k}={v}" for k, v in keys.items())
-    print(f"bench {name}: {value:.0f} {unit} {fields}".rstrip(), flush=True)
+    print(f"bench {name}: {value:.{decimals}f} {unit} {fields}".rstrip(), flush=True)
 
 
 def start_servers(procs: Processes, stack: Stack) -> Addresses:
@@ -105,6 +122,35 @@ async def event_lag(stack: Stack, addrs: Addresses, tenant: seed.Tenant) -> None
            errors=sum(load.errors.values()))
 
 
+async def settled(stack: Stack) -> None:
+    """Until the events written so far are published and consumed (identity keeps the audit
+    trail of crm's calls, crm sets up the organizations identity creates)."""
+    t0 = time.monotonic()
+    for schema in ("crm", "identity"):
+        await drained(stack, schema)
+    await wait_queues_drained(stack, [sub.queue for sub in (*IDENTITY_SUBSCRIPTIONS, *CRM_SUBSCRIPTIONS)])
+    await asyncio.sleep(0.5)  # the consumers' last prefetched messages
+    if time.monotonic() - t0 > 1.5:
+        progress(f"settled after {time.monotonic() - t0:.1f}s")
+
+
+async def login_rate(stack: Stack, addrs: Addresses) -> None:
+    progress(f"login: signing up {login.USERS} users, then argon2id baseline and logins, {ROUNDS} rounds")
+    figures = await login.measure(addrs.identity, ROUNDS, WARMUP_SECONDS, WINDOW_SECONDS,
+                                  settle=lambda: settled(stack), progress=progress)
+    rate = figures.logins.rate
+    report("login", rate, "logins/s", 1, ratio=f"{rate / figures.baseline:.2f}", baseline=f"{figures.baseline:.1f}",
+           threads=figures.threads, errors=sum(figures.logins.errors.values()))
+
+
+async def interceptor_cost(stack: Stack, addrs: Addresses, tenant: seed.Tenant) -> None:
+    await settled(stack)  # the servers idle, so they take no CPU from this process
+    progress("token check: timing the server interceptor in this process")
+    check = await token_check.measure(addrs.identity, tenant.org_id, tenant.access_token)
+    report("token_check", check.per_call_us, "us/call", 1, first=f"{check.first_us:.1f}",
+           cached=f"{check.cached_us:.1f}")
+
+
 async def best_throughputs(stack: Stack, addrs: Addresses, tenant: seed.Tenant) -> dict[str, LoadResult]:
     """Each target's best of ROUNDS closed-loop runs, the targets interleaved.
 
@@ -138,6 +184,8 @@ async def measure(procs: Processes, stack: Stack, addrs: Addresses) -> None:
     report_throughput("get_donor", best["get_donor"], best["echo"])
     report_throughput("record_donation", best["record_donation"], best["echo"])
     await event_lag(stack, addrs, tenant)
+    await login_rate(stack, addrs)
+    await interceptor_cost(stack, addrs, tenant)
     procs.check_alive()
 
 

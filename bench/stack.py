@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -98,6 +99,27 @@ async def wait_outbox_drained(stack: Stack, schema: str, timeout: float = 30.0) 
         if time.monotonic() > deadline:
             raise TimeoutError(f"{left} {schema} events still unsent after {timeout:.0f}s")
         await asyncio.sleep(0.2)
+
+
+async def wait_queues_drained(stack: Stack, queues: list[str], timeout: float = 60.0) -> None:
+    """Until none of `queues` holds a message ready for delivery (the consumers may still be
+    handling their last prefetched ones)."""
+    deadline = time.monotonic() + timeout
+    conn = await aio_pika.connect(stack.rabbitmq_url, timeout=5)
+    try:
+        channel = await conn.channel()
+        while True:
+            ready = {}
+            for name in queues:
+                queue = await channel.declare_queue(name, passive=True)
+                ready[name] = queue.declaration_result.message_count
+            if not any(ready.values()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"queues still hold messages after {timeout:.0f}s: {ready}")
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
 
 
 # -- processes -------------------------------------------------------------------------
