@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from givance.crm.v1 import donation_service_pb2_grpc, donor_service_pb2_grpc
+from givance.crm.v1 import (
+    donation_service_pb2_grpc,
+    donor_service_pb2_grpc,
+    journey_service_pb2_grpc,
+    project_service_pb2_grpc,
+)
 
 from chassis import telemetry
 from chassis.audit import ReadAudit
@@ -15,6 +20,8 @@ from chassis.server import Registration, ServiceHost
 from chassis.settings import plain_dsn
 from services.crm.api.donations import DonationServicer
 from services.crm.api.donors import DonorServicer
+from services.crm.api.journeys import JourneyServicer
+from services.crm.api.projects import ProjectServicer
 from services.crm.consumers import SUBSCRIPTIONS
 from services.crm.settings import CrmSettings
 
@@ -36,6 +43,10 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
                          DonorServicer(db, reads)),
             Registration("givance.crm.v1.DonationService",
                          donation_service_pb2_grpc.add_DonationServiceServicer_to_server, DonationServicer(db, reads)),
+            Registration("givance.crm.v1.JourneyService",
+                         journey_service_pb2_grpc.add_JourneyServiceServicer_to_server, JourneyServicer(db)),
+            Registration("givance.crm.v1.ProjectService",
+                         project_service_pb2_grpc.add_ProjectServiceServicer_to_server, ProjectServicer(db)),
         ],
     )
     relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)

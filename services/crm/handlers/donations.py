@@ -14,8 +14,10 @@ from chassis.convert import money
 from chassis.db import Database
 from chassis.errors import InvalidArgument, NotFound, Violations
 from services.crm.domain import donations as rules
+from services.crm.domain import projects as project_rules
 from services.crm.handlers.donors import parse_id
 from services.crm.store import donations as store
+from services.crm.store import projects as project_store
 
 
 async def record_donation(db: Database, org: uuid.UUID, d: rules.DonationFields, request_id: str) -> dict:
@@ -33,8 +35,11 @@ async def record_donation(db: Database, org: uuid.UUID, d: rules.DonationFields,
     v.raise_if_any()
 
     async with db.unit_of_work(org) as uow:
-        if project_id and not await store.project_exists(uow.conn, org, project_id):
-            raise InvalidArgument.field("donation.project_id", "no such project")
+        if project_id:
+            status = await project_store.status_for_gift(uow.conn, org, project_id)
+            if status is None:
+                raise InvalidArgument.field("donation.project_id", "no such project")
+            project_rules.check_accepts_gifts(status, str(project_id))
         values = {
             "donor_id": donor_id, "project_id": project_id, "amount": d.amount, "currency": d.currency,
             "date": d.date, "payment_method": d.payment_method, "reference_number": d.reference_number,

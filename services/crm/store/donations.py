@@ -62,13 +62,6 @@ async def by_request_id(conn: AsyncConnection, org: uuid.UUID, request_id: str) 
     return dict(row) if row else None
 
 
-async def project_exists(conn: AsyncConnection, org: uuid.UUID, project_id: uuid.UUID) -> bool:
-    return bool((await conn.execute(
-        text("SELECT 1 FROM crm.projects WHERE organization_id = :org AND id = :id AND deleted_at IS NULL"),
-        {"org": org, "id": project_id},
-    )).scalar())
-
-
 async def page(conn: AsyncConnection, org: uuid.UUID, *, donor_id: uuid.UUID | None, after: list | None,
                limit: int) -> list[dict[str, Any]]:
     """Newest first, keyset on (date, id)."""

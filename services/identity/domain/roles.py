@@ -42,6 +42,10 @@ CATALOGUE: tuple[str, ...] = (
     "crm.donors.delete",
     "crm.donations.read",
     "crm.donations.write",
+    "crm.journeys.read",
+    "crm.journeys.write",
+    "crm.projects.read",
+    "crm.projects.write",
 )
 
 SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
@@ -58,6 +62,9 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.donors.write",
         "crm.donations.read",
         "crm.donations.write",
+        "crm.projects.read",
+        "crm.projects.write",
+        "crm.journeys.read",
     ),
     # Reads only.
     VIEWER: (
@@ -66,13 +73,15 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "identity.members.read",
         "crm.donors.read",
         "crm.donations.read",
+        "crm.projects.read",
+        "crm.journeys.read",
     ),
 }
 
 SYSTEM_ROLE_DESCRIPTIONS: dict[str, str] = {
     OWNER: "Full control of the organization, including ownership",
     ADMIN: "Manages the organization, its members and roles, and all its data; not ownership",
-    STAFF: "Reads and writes donors and donations",
+    STAFF: "Reads and writes donors, donations and projects; reads the donor journey",
     VIEWER: "Reads the organization's data",
 }
 
