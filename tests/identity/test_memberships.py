@@ -775,8 +775,16 @@ def test_the_catalogue_holds_every_permission_the_protos_declare():
 def test_a_denial_wins_over_any_grant():
     eff = roles.effective_permissions(("*",), (), ("crm.donors.delete",))
     assert "*" not in eff and "crm.donors.write" in eff and "crm.donors.delete" not in eff
-    assert roles.effective_permissions(("crm.*",), ("identity.audit.read",), ("crm.*",)) == ("identity.audit.read",)
-    assert roles.effective_permissions(("crm.donors.read",), ("crm.donors.read",), ()) == ("crm.donors.read",)
+    assert roles.effective_permissions(("crm.*",), ("identity.audit.read",), ("crm.*",)) == (
+        "identity.audit.read", "identity.self")
+
+
+def test_every_member_keeps_identity_self_whatever_the_role_or_denials():
+    assert "identity.self" in roles.effective_permissions((), (), ())
+    assert "identity.self" in roles.effective_permissions(("crm.donors.read",), (), ("identity.self",))
+    assert roles.effective_permissions(("*",), (), ()) == ("*",)  # already covered: not added twice
+    assert roles.effective_permissions(("crm.donors.read",), ("crm.donors.read",), ()) == (
+        "crm.donors.read", "identity.self")
     eff = roles.effective_permissions(("identity.*", "comms.*"), (), ("identity.members.*",))
     assert "comms.*" in eff and "identity.self" in eff and "identity.members.read" not in eff
     # rotating the platform's signing key is granted by "*" or by name only, never by "identity.*"

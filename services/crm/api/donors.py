@@ -91,7 +91,7 @@ class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
         return pb.GetDonorResponse(donor=donor_to_proto(row))
 
     async def ListDonors(self, request: pb.ListDonorsRequest, ctx) -> pb.ListDonorsResponse:
-        rows, token = await handlers.list_donors(self.db, context.current().tenant_id, handlers.ListDonors(
+        rows, token = await handlers.list_donors(self.db, self.reads, context.current().tenant_id, handlers.ListDonors(
             page_size=request.page_size, page_token=request.page_token, journey_stage=request.journey_stage,
             tag=request.tag, email=request.email, order_by=request.order_by))
         return pb.ListDonorsResponse(donors=[donor_to_proto(r) for r in rows], next_page_token=token)
@@ -107,7 +107,7 @@ class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
         return pb.DeleteDonorResponse(donor=donor_to_proto(row))
 
     async def SearchDonors(self, request: pb.SearchDonorsRequest, ctx) -> pb.SearchDonorsResponse:
-        rows, token = await matching.search_donors(self.db, context.current().tenant_id, request.query,
+        rows, token = await matching.search_donors(self.db, self.reads, context.current().tenant_id, request.query,
                                                    request.page_size, request.page_token)
         return pb.SearchDonorsResponse(
             results=[pb.DonorSearchResult(donor=donor_to_proto(r), score=r["score"]) for r in rows],
@@ -115,8 +115,8 @@ class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
 
     async def FindDuplicateDonors(self, request: pb.FindDuplicateDonorsRequest,
                                   ctx) -> pb.FindDuplicateDonorsResponse:
-        pairs, token = await matching.find_duplicates(self.db, context.current().tenant_id, request.donor_id,
-                                                      request.page_size, request.page_token)
+        pairs, token = await matching.find_duplicates(self.db, self.reads, context.current().tenant_id,
+                                                      request.donor_id, request.page_size, request.page_token)
         return pb.FindDuplicateDonorsResponse(pairs=[
             pb.DuplicateDonorPair(donor=donor_to_proto(p.donor), duplicate=donor_to_proto(p.duplicate),
                                   score=p.score, reasons=[_REASON_OUT[r] for r in p.reasons])

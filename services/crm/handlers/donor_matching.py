@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from givance.events.v1 import crm_events_pb2
 
 from chassis import paging
+from chassis.audit import ReadAudit
 from chassis.db import Database
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
 from services.crm.domain import donor_matching as rules
@@ -30,7 +31,7 @@ def _page_key(token: str, fp: str, parts: int) -> list | None:
         raise InvalidArgument.field("page_token", "is not a page token this method issued") from None
 
 
-async def search_donors(db: Database, org: uuid.UUID, query: str, page_size: int,
+async def search_donors(db: Database, reads: ReadAudit, org: uuid.UUID, query: str, page_size: int,
                         page_token: str) -> tuple[list[dict], str]:
     v = Violations()
     q = rules.parse_query(query, "query", v)
@@ -45,6 +46,7 @@ async def search_donors(db: Database, org: uuid.UUID, query: str, page_size: int
     if len(rows) > size:
         rows = rows[:size]
         token = paging.encode([rows[-1]["score"], str(rows[-1]["id"])], fp)
+    reads.record("crm.donor.search", "donor", "", after={"returned": len(rows)})  # giving totals: financial
     return rows, token
 
 
@@ -56,7 +58,7 @@ class DuplicatePair:
     reasons: list[str]
 
 
-async def find_duplicates(db: Database, org: uuid.UUID, donor_id: str, page_size: int,
+async def find_duplicates(db: Database, reads: ReadAudit, org: uuid.UUID, donor_id: str, page_size: int,
                           page_token: str) -> tuple[list[DuplicatePair], str]:
     did = _parse_id(donor_id, "donor_id") if donor_id else None
     size = paging.page_size(page_size)
@@ -77,6 +79,7 @@ async def find_duplicates(db: Database, org: uuid.UUID, donor_id: str, page_size
     pairs = [DuplicatePair(donor=donors[r["a_id"]], duplicate=donors[r["b_id"]], score=r["score"],
                            reasons=rules.reasons(r["same_email"], r["same_phone"], r["similar_name"]))
              for r in rows]
+    reads.record("crm.donor.duplicates", "donor", donor_id, after={"returned": len(pairs)})
     return pairs, token
 
 

@@ -67,7 +67,7 @@ class ListDonors:
     order_by: str = ""
 
 
-async def list_donors(db: Database, org: uuid.UUID, q: ListDonors) -> tuple[list[dict], str]:
+async def list_donors(db: Database, reads: ReadAudit, org: uuid.UUID, q: ListDonors) -> tuple[list[dict], str]:
     size = paging.page_size(q.page_size)
     order_by = " ".join(q.order_by.split()).lower() or "create_time desc"
     if order_by == "create_time asc":
@@ -89,6 +89,7 @@ async def list_donors(db: Database, org: uuid.UUID, q: ListDonors) -> tuple[list
         rows = rows[:size]
         last = rows[-1]
         token = paging.encode([_key_value(last[column]), str(last["id"])], fp)
+    reads.record("crm.donor.list", "donor", "", after={"returned": len(rows)})  # giving totals: financial
     return rows, token
 
 

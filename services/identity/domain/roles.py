@@ -147,7 +147,9 @@ def clean_permissions(values: Iterable[str], field: str, v: Violations) -> list[
 
 
 def effective_permissions(base: Iterable[str], grant: Iterable[str] = (), deny: Iterable[str] = ()) -> tuple[str, ...]:
-    """Role permissions + grants - denials; a denial always wins.
+    """Role permissions + grants - denials; a denial always wins. Every member keeps
+    identity.self (their own account, MFA and sessions, logging out): no role or denial can
+    lock a member out of managing their own sign-in.
 
     A granted wildcard a denial only partly covers is expanded over the catalogue and the
     denied permissions are taken out; a denial never leaves a wildcard that still grants it.
@@ -168,6 +170,8 @@ def effective_permissions(base: Iterable[str], grant: Iterable[str] = (), deny: 
                     add(p)
         else:
             add(g)
+    if not holds(out, SELF):
+        add(SELF)
     return tuple(out)
 
 
