@@ -38,11 +38,16 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         confirm_timeout: float = 5.0,
+        retention_seconds: float = 3600.0,
     ):
         self.dsn = dsn
         self.schema = schema
         self.amqp_url = amqp_url
         self.exchange_name = exchange
+        # Sent rows are kept this long (to look at), then deleted: event payloads may carry
+        # links and codes meant for a user, and the outbox must not keep them for ever.
+        self.retention_seconds = retention_seconds
+        self._pruned_at = 0.0
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.confirm_timeout = confirm_timeout
@@ -76,6 +81,7 @@ class OutboxRelay:
                     sent = await self.publish_batch()
                     backoff = 0.1
                     if sent < self.batch_size:
+                        await self._prune_if_due()
                         await self._sleep_until_woken()
             except asyncio.CancelledError:
                 raise
@@ -129,6 +135,21 @@ class OutboxRelay:
                 await conn.close()
             except Exception:  # noqa: BLE001 - already broken
                 pass
+
+    async def _prune_if_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._pruned_at >= 60:
+            self._pruned_at = loop.time()
+            await self.prune()
+
+    async def prune(self) -> int:
+        """Delete sent rows older than the retention. Returns how many went."""
+        assert self._db is not None
+        status = await self._db.execute(
+            f"DELETE FROM {self.schema}.outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self.retention_seconds,
+        )
+        return int(status.rsplit(" ", 1)[-1])
 
     # -- one batch ---------------------------------------------------------------------
 

@@ -213,3 +213,23 @@ async def test_an_event_the_relay_sends_twice_is_handled_once(event_schema, amqp
         await consumer.stop()
         await delete_consumer_topology(amqp_channel, queue)
         await amqp_channel.exchange_delete(exchange)
+
+
+async def test_sent_rows_are_pruned_after_the_retention_and_unsent_ones_never(event_schema, env):
+    """Event payloads may carry links and codes meant for a user: the outbox forgets them."""
+    tenant, donor = uuid.uuid4(), str(uuid.uuid4())
+    old, recent, unsent = (await write_events(event_schema, tenant, 3, donor))
+    await event_schema.conn.execute(
+        f"UPDATE {event_schema.name}.outbox SET published_at = now() - interval '2 hours' "
+        "WHERE event_id = $1::uuid", old)
+    await event_schema.conn.execute(
+        f"UPDATE {event_schema.name}.outbox SET published_at = now() WHERE event_id = $1::uuid", recent)
+    relay = OutboxRelay(event_schema.dsn, event_schema.name, env["rabbitmq_url"], unique("relaytest"),
+                        retention_seconds=3600)
+    await relay._ensure_db()
+    try:
+        assert await relay.prune() == 1
+    finally:
+        await relay.stop()
+    left = {r["event_id"] for r in await event_schema.outbox()}
+    assert left == {recent, unsent}
