@@ -97,6 +97,26 @@ class ServiceHost:
         await self.stop()
 
 
+def attach_event_machinery(host: ServiceHost, db, *, dsn: str, amqp_url: str, exchange: str,
+                           subscriptions, revocations) -> None:
+    """What every service runs beside its gRPC server: the outbox relay of its schema, the
+    membership-revocation listener feeding `revocations`, and one consumer per subscription."""
+    from chassis.consumer import Consumer
+    from chassis.outbox import OutboxRelay
+    from chassis.revocation import RevocationListener
+
+    relay = OutboxRelay(dsn, db.schema, amqp_url, exchange)
+    listener = RevocationListener(amqp_url, exchange, revocations)
+    host.background += [relay.run, listener.run]
+    host.workers += [relay, listener]
+    for sub in subscriptions:
+        consumer = Consumer(db, amqp_url, exchange, sub.queue, sub.bindings, sub.handler,
+                            max_attempts=sub.max_attempts)
+        host.background.append(consumer.run)
+        host.workers.append(consumer)
+    host.on_stop.append(db.dispose)
+
+
 def run(main: Callable[[], Awaitable[None]]) -> None:
     """Entrypoint helper for `python -m services.<name>`: logging, uvloop, run."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

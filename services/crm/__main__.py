@@ -12,11 +12,9 @@ from givance.crm.v1 import (
 from chassis import telemetry
 from chassis.audit import ReadAudit
 from chassis.auth import JwksCache, TokenVerifier, identity_jwks_fetcher
-from chassis.consumer import Consumer
 from chassis.db import Database, create_engine
-from chassis.outbox import OutboxRelay
-from chassis.revocation import RevocationList, RevocationListener
-from chassis.server import Registration, ServiceHost
+from chassis.revocation import RevocationList
+from chassis.server import Registration, ServiceHost, attach_event_machinery
 from chassis.settings import plain_dsn
 from services.crm.api.donations import DonationServicer
 from services.crm.api.donors import DonorServicer
@@ -49,16 +47,11 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
                          project_service_pb2_grpc.add_ProjectServiceServicer_to_server, ProjectServicer(db)),
         ],
     )
-    relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)
-    listener = RevocationListener(s.rabbitmq_url, s.events_exchange, revocations)
-    host.background += [relay.run, listener.run, reads.run]
-    host.workers += [reads, relay, listener]
-    for sub in SUBSCRIPTIONS:
-        consumer = Consumer(db, s.rabbitmq_url, s.events_exchange, sub.queue, sub.bindings, sub.handler,
-                            max_attempts=sub.max_attempts)
-        host.background.append(consumer.run)
-        host.workers.append(consumer)
-    host.on_stop.append(db.dispose)
+    # Batched read audits flush before the relay stops, so their rows still go out.
+    host.background.append(reads.run)
+    host.workers.append(reads)
+    attach_event_machinery(host, db, dsn=plain_dsn(app_url), amqp_url=s.rabbitmq_url, exchange=s.events_exchange,
+                           subscriptions=SUBSCRIPTIONS, revocations=revocations)
     return host
 
 

@@ -17,12 +17,10 @@ from givance.identity.v1 import (
 
 from chassis import telemetry
 from chassis.auth import JwksCache, TokenVerifier
-from chassis.consumer import Consumer
 from chassis.crypto import Keyring
 from chassis.db import Database, create_engine
-from chassis.outbox import OutboxRelay
-from chassis.revocation import RevocationList, RevocationListener
-from chassis.server import Registration, ServiceHost
+from chassis.revocation import RevocationList
+from chassis.server import Registration, ServiceHost, attach_event_machinery
 from chassis.settings import plain_dsn
 from services.identity.api.accounts import AccountServicer
 from services.identity.api.audit import AuditServicer
@@ -83,18 +81,10 @@ async def build(s: IdentitySettings) -> ServiceHost:
     accounts = Accounts(db, keys, hasher, s.access_token_ttl_seconds, s.refresh_token_ttl_seconds)
     host = ServiceHost(name="identity", host=s.host, port=s.port, verifier=verifier, grace_seconds=s.grace_seconds,
                        registrations=_registrations(deps, accounts))
-    relay = OutboxRelay(plain_dsn(app_url), SCHEMA, s.rabbitmq_url, s.events_exchange)
-    listener = RevocationListener(s.rabbitmq_url, s.events_exchange, revocations)
-    host.background += [relay.run, listener.run]
     # Another replica's key rotation is picked up within a minute; audit partitions at start, then daily.
     host.background += [keys.run_reloader, lambda: audit.maintain_partitions(db)]
-    host.workers += [relay, listener]
-    for sub in SUBSCRIPTIONS:
-        consumer = Consumer(db, s.rabbitmq_url, s.events_exchange, sub.queue, sub.bindings, sub.handler,
-                            max_attempts=sub.max_attempts)
-        host.background.append(consumer.run)
-        host.workers.append(consumer)
-    host.on_stop.append(db.dispose)
+    attach_event_machinery(host, db, dsn=plain_dsn(app_url), amqp_url=s.rabbitmq_url, exchange=s.events_exchange,
+                           subscriptions=SUBSCRIPTIONS, revocations=revocations)
     return host
 
 
