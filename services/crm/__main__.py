@@ -7,6 +7,7 @@ from givance.crm.v1 import (
     donor_service_pb2_grpc,
     journey_service_pb2_grpc,
     project_service_pb2_grpc,
+    todo_service_pb2_grpc,
 )
 
 from chassis import telemetry
@@ -20,6 +21,7 @@ from services.crm.api.donations import DonationServicer
 from services.crm.api.donors import DonorServicer
 from services.crm.api.journeys import JourneyServicer
 from services.crm.api.projects import ProjectServicer
+from services.crm.api.todos import TodoServicer
 from services.crm.consumers import SUBSCRIPTIONS
 from services.crm.settings import CrmSettings
 
@@ -45,6 +47,8 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
                          journey_service_pb2_grpc.add_JourneyServiceServicer_to_server, JourneyServicer(db)),
             Registration("givance.crm.v1.ProjectService",
                          project_service_pb2_grpc.add_ProjectServiceServicer_to_server, ProjectServicer(db)),
+            Registration("givance.crm.v1.TodoService",
+                         todo_service_pb2_grpc.add_TodoServiceServicer_to_server, TodoServicer(db)),
         ],
     )
     # Batched read audits flush before the relay stops, so their rows still go out.

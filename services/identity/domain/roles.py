@@ -46,6 +46,8 @@ CATALOGUE: tuple[str, ...] = (
     "crm.journeys.write",
     "crm.projects.read",
     "crm.projects.write",
+    "crm.todos.read",
+    "crm.todos.write",
 )
 
 SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
@@ -65,6 +67,8 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.projects.read",
         "crm.projects.write",
         "crm.journeys.read",
+        "crm.todos.read",
+        "crm.todos.write",
     ),
     # Reads only.
     VIEWER: (
@@ -75,13 +79,14 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.donations.read",
         "crm.projects.read",
         "crm.journeys.read",
+        "crm.todos.read",
     ),
 }
 
 SYSTEM_ROLE_DESCRIPTIONS: dict[str, str] = {
     OWNER: "Full control of the organization, including ownership",
     ADMIN: "Manages the organization, its members and roles, and all its data; not ownership",
-    STAFF: "Reads and writes donors, donations and projects; reads the donor journey",
+    STAFF: "Reads and writes donors, donations, projects and todos; reads the donor journey",
     VIEWER: "Reads the organization's data",
 }
 

@@ -1,0 +1,126 @@
+"""TodoService: proto in, handler call, proto out."""
+
+from __future__ import annotations
+
+from givance.crm.v1 import todo_pb2, todo_service_pb2_grpc
+from givance.crm.v1 import todo_service_pb2 as pb
+from google.type import decimal_pb2
+
+from chassis import context
+from chassis.convert import date as date_pb
+from chassis.convert import from_date, timestamp
+from chassis.db import Database
+from chassis.errors import InvalidArgument, Violations
+from services.crm.domain import todos as rules
+from services.crm.handlers import todos as handlers
+
+_STATUS_IN = {
+    todo_pb2.TODO_STATUS_UNSPECIFIED: None, todo_pb2.TODO_STATUS_PENDING: rules.PENDING,
+    todo_pb2.TODO_STATUS_IN_PROGRESS: rules.IN_PROGRESS, todo_pb2.TODO_STATUS_COMPLETED: rules.COMPLETED,
+    todo_pb2.TODO_STATUS_CANCELLED: rules.CANCELLED,
+}
+_STATUS_OUT = {v: k for k, v in _STATUS_IN.items() if v}
+_PRIORITY_IN = {
+    todo_pb2.TODO_PRIORITY_UNSPECIFIED: None, todo_pb2.TODO_PRIORITY_LOW: rules.LOW,
+    todo_pb2.TODO_PRIORITY_MEDIUM: rules.MEDIUM, todo_pb2.TODO_PRIORITY_HIGH: rules.HIGH,
+}
+_PRIORITY_OUT = {v: k for k, v in _PRIORITY_IN.items() if v}
+
+
+def fields_from_proto(t: todo_pb2.Todo) -> rules.TodoFields:
+    """Plain values; what cannot be read at all is left in `problems` for the handler to report."""
+    f = rules.TodoFields(
+        title=t.title, description=t.description, donor_id=t.donor_id, project_id=t.project_id,
+        assigned_to=t.assignee_id, is_ai_generated=t.is_ai_generated, ai_reasoning=t.ai_reasoning,
+        ai_confidence=t.ai_confidence.value if t.HasField("ai_confidence") else "",
+    )
+    if t.HasField("due_date"):
+        try:
+            f.due_date = from_date(t.due_date)
+        except ValueError as exc:
+            f.problems["due_date"] = ("todo.due_date", f"is not a valid date: {exc}")
+    if t.priority in _PRIORITY_IN:
+        f.priority = _PRIORITY_IN[t.priority]
+    else:
+        f.problems["priority"] = ("todo.priority", f"unknown priority {t.priority}")
+    return f
+
+
+def todo_to_proto(row: dict) -> todo_pb2.Todo:
+    confidence = row["ai_confidence"]
+    return todo_pb2.Todo(
+        id=str(row["id"]), organization_id=str(row["organization_id"]), title=row["title"],
+        description=row["description"] or "", due_date=date_pb(row["due_date"]),
+        priority=_PRIORITY_OUT[row["priority"]], status=_STATUS_OUT[row["status"]],
+        donor_id=str(row["donor_id"] or ""), project_id=str(row["project_id"] or ""),
+        assignee_id=str(row["assigned_to"] or ""), creator_id=str(row["created_by"] or ""),
+        is_ai_generated=row["is_ai_generated"], ai_reasoning=row["ai_reasoning"] or "",
+        ai_confidence=decimal_pb2.Decimal(value=str(confidence)) if confidence is not None else None,
+        complete_time=timestamp(row["completed_at"]), completer_id=str(row["completed_by"] or ""),
+        create_time=timestamp(row["created_at"]), update_time=timestamp(row["updated_at"]),
+        etag=rules.etag(row["version"]),
+    )
+
+
+def _caller() -> str:
+    principal = context.current().principal
+    return principal.subject if principal else ""
+
+
+class TodoServicer(todo_service_pb2_grpc.TodoServiceServicer):
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def CreateTodo(self, request: pb.CreateTodoRequest, ctx) -> pb.CreateTodoResponse:
+        status = request.todo.status
+        if status not in _STATUS_IN:
+            raise InvalidArgument.field("todo.status", f"unknown status {status}")
+        row = await handlers.create_todo(self.db, context.current().tenant_id, _caller(),
+                                         fields_from_proto(request.todo), _STATUS_IN[status], request.request_id)
+        return pb.CreateTodoResponse(todo=todo_to_proto(row))
+
+    async def GetTodo(self, request: pb.GetTodoRequest, ctx) -> pb.GetTodoResponse:
+        row = await handlers.get_todo(self.db, context.current().tenant_id, request.id)
+        return pb.GetTodoResponse(todo=todo_to_proto(row))
+
+    async def ListTodos(self, request: pb.ListTodosRequest, ctx) -> pb.ListTodosResponse:
+        v = Violations()
+        if request.status not in _STATUS_IN:
+            v.add("status", f"unknown status {request.status}")
+        dates = {}
+        for attr in ("due_before", "due_after"):
+            dates[attr] = None
+            if request.HasField(attr):
+                try:
+                    dates[attr] = from_date(getattr(request, attr))
+                except ValueError as exc:
+                    v.add(attr, f"is not a valid date: {exc}")
+        v.raise_if_any()
+        rows, token = await handlers.list_todos(
+            self.db, context.current().tenant_id, assignee_id=request.assignee_id, donor_id=request.donor_id,
+            project_id=request.project_id, status=_STATUS_IN[request.status], due_before=dates["due_before"],
+            due_after=dates["due_after"], page_size=request.page_size, page_token=request.page_token)
+        return pb.ListTodosResponse(todos=[todo_to_proto(r) for r in rows], next_page_token=token)
+
+    async def UpdateTodo(self, request: pb.UpdateTodoRequest, ctx) -> pb.UpdateTodoResponse:
+        row = await handlers.update_todo(self.db, context.current().tenant_id, request.todo.id, request.todo.etag,
+                                         fields_from_proto(request.todo), list(request.update_mask.paths))
+        return pb.UpdateTodoResponse(todo=todo_to_proto(row))
+
+    async def _move(self, verb: str, request) -> todo_pb2.Todo:
+        row = await handlers.move_todo(self.db, context.current().tenant_id, _caller(), verb, request.id,
+                                       request.etag)
+        return todo_to_proto(row)
+
+    async def StartTodo(self, request: pb.StartTodoRequest, ctx) -> pb.StartTodoResponse:
+        return pb.StartTodoResponse(todo=await self._move("start", request))
+
+    async def CompleteTodo(self, request: pb.CompleteTodoRequest, ctx) -> pb.CompleteTodoResponse:
+        return pb.CompleteTodoResponse(todo=await self._move("complete", request))
+
+    async def CancelTodo(self, request: pb.CancelTodoRequest, ctx) -> pb.CancelTodoResponse:
+        return pb.CancelTodoResponse(todo=await self._move("cancel", request))
+
+    async def DeleteTodo(self, request: pb.DeleteTodoRequest, ctx) -> pb.DeleteTodoResponse:
+        await handlers.delete_todo(self.db, context.current().tenant_id, request.id, request.etag)
+        return pb.DeleteTodoResponse()
