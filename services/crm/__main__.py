@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from givance.crm.v1 import (
     donation_service_pb2_grpc,
+    donor_list_service_pb2_grpc,
     donor_service_pb2_grpc,
     journey_service_pb2_grpc,
     project_service_pb2_grpc,
@@ -18,6 +19,7 @@ from chassis.revocation import RevocationList
 from chassis.server import Registration, ServiceHost, attach_event_machinery
 from chassis.settings import plain_dsn
 from services.crm.api.donations import DonationServicer
+from services.crm.api.donor_lists import DonorListServicer
 from services.crm.api.donors import DonorServicer
 from services.crm.api.journeys import JourneyServicer
 from services.crm.api.projects import ProjectServicer
@@ -45,6 +47,9 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
                          donation_service_pb2_grpc.add_DonationServiceServicer_to_server, DonationServicer(db, reads)),
             Registration("givance.crm.v1.JourneyService",
                          journey_service_pb2_grpc.add_JourneyServiceServicer_to_server, JourneyServicer(db)),
+            Registration("givance.crm.v1.DonorListService",
+                         donor_list_service_pb2_grpc.add_DonorListServiceServicer_to_server,
+                         DonorListServicer(db, reads)),
             Registration("givance.crm.v1.ProjectService",
                          project_service_pb2_grpc.add_ProjectServiceServicer_to_server, ProjectServicer(db)),
             Registration("givance.crm.v1.TodoService",

@@ -46,6 +46,8 @@ CATALOGUE: tuple[str, ...] = (
     "crm.journeys.write",
     "crm.projects.read",
     "crm.projects.write",
+    "crm.lists.read",
+    "crm.lists.write",
     "crm.todos.read",
     "crm.todos.write",
 )
@@ -66,6 +68,8 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.donations.write",
         "crm.projects.read",
         "crm.projects.write",
+        "crm.lists.read",
+        "crm.lists.write",
         "crm.journeys.read",
         "crm.todos.read",
         "crm.todos.write",
@@ -80,13 +84,14 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.projects.read",
         "crm.journeys.read",
         "crm.todos.read",
+        "crm.lists.read",
     ),
 }
 
 SYSTEM_ROLE_DESCRIPTIONS: dict[str, str] = {
     OWNER: "Full control of the organization, including ownership",
     ADMIN: "Manages the organization, its members and roles, and all its data; not ownership",
-    STAFF: "Reads and writes donors, donations, projects and todos; reads the donor journey",
+    STAFF: "Reads and writes donors, donations, projects, todos and donor lists; reads the donor journey",
     VIEWER: "Reads the organization's data",
 }
 
