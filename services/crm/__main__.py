@@ -6,6 +6,7 @@ from givance.crm.v1 import (
     donation_service_pb2_grpc,
     donor_list_service_pb2_grpc,
     donor_service_pb2_grpc,
+    insight_service_pb2_grpc,
     journey_service_pb2_grpc,
     project_service_pb2_grpc,
     todo_service_pb2_grpc,
@@ -21,6 +22,7 @@ from chassis.settings import plain_dsn
 from services.crm.api.donations import DonationServicer
 from services.crm.api.donor_lists import DonorListServicer
 from services.crm.api.donors import DonorServicer
+from services.crm.api.insight import InsightServicer
 from services.crm.api.journeys import JourneyServicer
 from services.crm.api.projects import ProjectServicer
 from services.crm.api.todos import TodoServicer
@@ -54,6 +56,8 @@ async def build(s: CrmSettings, *, verifier: TokenVerifier | None = None) -> Ser
                          project_service_pb2_grpc.add_ProjectServiceServicer_to_server, ProjectServicer(db)),
             Registration("givance.crm.v1.TodoService",
                          todo_service_pb2_grpc.add_TodoServiceServicer_to_server, TodoServicer(db)),
+            Registration("givance.crm.v1.InsightService",
+                         insight_service_pb2_grpc.add_InsightServiceServicer_to_server, InsightServicer(db, reads)),
         ],
     )
     # Batched read audits flush before the relay stops, so their rows still go out.

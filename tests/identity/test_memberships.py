@@ -741,6 +741,7 @@ def test_the_catalogue_holds_every_permission_the_protos_declare():
     import givance.crm.v1.donation_service_pb2
     import givance.crm.v1.donor_list_service_pb2
     import givance.crm.v1.donor_service_pb2
+    import givance.crm.v1.insight_service_pb2
     import givance.crm.v1.journey_service_pb2
     import givance.crm.v1.project_service_pb2
     import givance.crm.v1.todo_service_pb2  # noqa: F401
@@ -759,7 +760,7 @@ def test_the_catalogue_holds_every_permission_the_protos_declare():
     pool = descriptor_pool.Default()
     declared = set()
     for file_name in (*(f"givance/crm/v1/{n}_service.proto"
-                        for n in ("donor", "donation", "journey", "project", "todo", "donor_list")),
+                        for n in ("donor", "donation", "journey", "project", "todo", "donor_list", "insight")),
                       *(f"givance/identity/v1/{n}_service.proto" for n in
                         ("account", "audit", "identity", "membership", "mfa", "organization", "session", "staff"))):
         for service in pool.FindFileByName(file_name).services_by_name.values():

@@ -50,6 +50,7 @@ CATALOGUE: tuple[str, ...] = (
     "crm.lists.write",
     "crm.todos.read",
     "crm.todos.write",
+    "crm.insight.read",
 )
 
 SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
@@ -73,6 +74,7 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.journeys.read",
         "crm.todos.read",
         "crm.todos.write",
+        "crm.insight.read",
     ),
     # Reads only.
     VIEWER: (
@@ -85,6 +87,7 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.journeys.read",
         "crm.todos.read",
         "crm.lists.read",
+        "crm.insight.read",
     ),
 }
 

@@ -1,0 +1,179 @@
+"""crm's giving insight SQL: every figure is aggregated by PostgreSQL over crm.donations, in
+one currency. Donor lists join live (not deleted) donors; the donations_donor and
+donations_date indexes (organization_id, donor_id|date, ...) serve these queries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_LIVE = "JOIN crm.donors r ON r.organization_id = d.organization_id AND r.id = d.donor_id AND r.deleted_at IS NULL"
+
+
+async def donor_exists(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID) -> bool:
+    return bool((await conn.execute(
+        text("SELECT 1 FROM crm.donors WHERE organization_id = :org AND id = :id AND deleted_at IS NULL"),
+        {"org": org, "id": donor_id},
+    )).scalar())
+
+
+_DONOR_GIVING = text(
+    """
+    WITH g AS (
+      SELECT id, amount, date, created_at FROM crm.donations
+      WHERE organization_id = :org AND donor_id = :donor AND currency = :cur
+    )
+    SELECT (SELECT COALESCE(sum(amount), 0) FROM g) AS lifetime_total,
+           (SELECT count(*) FROM g) AS gift_count,
+           big.amount AS largest_amount, big.date AS largest_date,
+           fst.amount AS first_amount, fst.date AS first_date,
+           lst.amount AS last_amount, lst.date AS last_date
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT amount, date FROM g ORDER BY amount DESC, date, created_at, id LIMIT 1) big ON true
+    LEFT JOIN LATERAL (SELECT amount, date FROM g ORDER BY date, created_at, id LIMIT 1) fst ON true
+    LEFT JOIN LATERAL (SELECT amount, date FROM g ORDER BY date DESC, created_at DESC, id DESC LIMIT 1) lst ON true
+    """
+)
+
+_DONOR_YEARS = text(
+    """
+    SELECT CAST(extract(year FROM date) AS int) AS year, sum(amount) AS total, count(*) AS gift_count
+    FROM crm.donations WHERE organization_id = :org AND donor_id = :donor AND currency = :cur
+    GROUP BY 1 ORDER BY 1
+    """
+)
+
+
+async def donor_giving(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID,
+                       cur: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    params = {"org": org, "donor": donor_id, "cur": cur}
+    head = dict((await conn.execute(_DONOR_GIVING, params)).mappings().one())
+    years = [dict(r) for r in (await conn.execute(_DONOR_YEARS, params)).mappings().all()]
+    return head, years
+
+
+def _keyset(after: list | None, params: dict[str, Any], key: str) -> str:
+    """Amount desc then donor id asc, after the last row of the previous page."""
+    if after is None:
+        return ""
+    params["after_amount"], params["after_id"] = after
+    return f"WHERE ({key} < :after_amount OR ({key} = :after_amount AND donor_id > :after_id))"
+
+
+async def lybunt(conn: AsyncConnection, org: uuid.UUID, year: int, cur: str, after: list | None,
+                 limit: int) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"org": org, "cur": cur, "limit": limit, "last_start": date(year - 1, 1, 1),
+                              "this_start": date(year, 1, 1), "next_start": date(year + 1, 1, 1)}
+    sql = f"""
+    WITH per AS (
+      SELECT d.donor_id,
+             sum(d.amount) FILTER (WHERE d.date < :this_start) AS last_year_total,
+             max(d.date) FILTER (WHERE d.date < :this_start) AS last_gift_date,
+             count(*) FILTER (WHERE d.date >= :this_start) AS this_year_count
+      FROM crm.donations d {_LIVE}
+      WHERE d.organization_id = :org AND d.currency = :cur AND d.date >= :last_start AND d.date < :next_start
+      GROUP BY d.donor_id
+    ), lapsed AS (
+      SELECT donor_id, last_year_total, last_gift_date FROM per
+      WHERE last_year_total IS NOT NULL AND this_year_count = 0
+    )
+    SELECT * FROM lapsed {_keyset(after, params, "last_year_total")}
+    ORDER BY last_year_total DESC, donor_id LIMIT :limit
+    """
+    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+async def sybunt(conn: AsyncConnection, org: uuid.UUID, year: int, cur: str, after: list | None,
+                 limit: int) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"org": org, "cur": cur, "limit": limit, "this_start": date(year, 1, 1),
+                              "next_start": date(year + 1, 1, 1)}
+    sql = f"""
+    WITH per AS (
+      SELECT d.donor_id,
+             sum(d.amount) FILTER (WHERE d.date < :this_start) AS lifetime_total,
+             max(d.date) FILTER (WHERE d.date < :this_start) AS last_gift_date,
+             count(*) FILTER (WHERE d.date >= :this_start) AS this_year_count
+      FROM crm.donations d {_LIVE}
+      WHERE d.organization_id = :org AND d.currency = :cur AND d.date < :next_start
+      GROUP BY d.donor_id
+    ), lapsed AS (
+      SELECT donor_id, lifetime_total, last_gift_date FROM per
+      WHERE lifetime_total IS NOT NULL AND this_year_count = 0
+    )
+    SELECT * FROM lapsed {_keyset(after, params, "lifetime_total")}
+    ORDER BY lifetime_total DESC, donor_id LIMIT :limit
+    """
+    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+async def rfm(conn: AsyncConnection, org: uuid.UUID, as_of: date, cur: str, after: list | None,
+              limit: int) -> list[dict[str, Any]]:
+    """Quintiles over every live donor with a gift on or before as_of; ties in a figure are
+    split by donor id so the scores are deterministic."""
+    params: dict[str, Any] = {"org": org, "cur": cur, "limit": limit, "as_of": as_of}
+    where_after = ""
+    if after is not None:
+        params["after_score"], params["after_id"] = after
+        where_after = "WHERE (score < :after_score OR (score = :after_score AND donor_id > :after_id))"
+    sql = f"""
+    WITH win AS (
+      SELECT CAST(CAST(:as_of AS date) - interval '3 years' AS date) AS window_start
+    ), per AS (
+      SELECT d.donor_id,
+             CAST(:as_of AS date) - max(d.date) AS recency_days,
+             count(*) FILTER (WHERE d.date > win.window_start) AS frequency,
+             COALESCE(sum(d.amount) FILTER (WHERE d.date > win.window_start), 0) AS monetary
+      FROM crm.donations d {_LIVE} CROSS JOIN win
+      WHERE d.organization_id = :org AND d.currency = :cur AND d.date <= :as_of
+      GROUP BY d.donor_id
+    ), scored AS (
+      SELECT donor_id, recency_days, frequency, monetary,
+             ntile(5) OVER (ORDER BY recency_days DESC, donor_id) AS recency_score,
+             ntile(5) OVER (ORDER BY frequency, donor_id) AS frequency_score,
+             ntile(5) OVER (ORDER BY monetary, donor_id) AS monetary_score
+      FROM per
+    ), combined AS (
+      SELECT *, recency_score::text || frequency_score::text || monetary_score::text AS score FROM scored
+    )
+    SELECT * FROM combined {where_after} ORDER BY score DESC, donor_id LIMIT :limit
+    """
+    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+_STEP = {"year": "1 year", "quarter": "3 months", "month": "1 month"}
+
+
+async def summary(conn: AsyncConnection, org: uuid.UUID, unit: str, start: date, end: date,
+                  cur: str) -> list[dict[str, Any]]:
+    """One row per whole calendar period from start's to end's; every gift counts (deleted
+    donors' too). The previous period of the first row is read as well, for its retention."""
+    step = _STEP[unit]
+    sql = f"""
+    WITH periods AS (
+      SELECT CAST(p AS date) AS period_start, CAST(p + interval '{step}' AS date) - 1 AS period_end,
+             CAST(p - interval '{step}' AS date) AS previous_start
+      FROM generate_series(date_trunc('{unit}', CAST(:start AS timestamp)),
+                           date_trunc('{unit}', CAST(:end AS timestamp)), interval '{step}') p
+    ), gifts AS (
+      SELECT CAST(date_trunc('{unit}', CAST(d.date AS timestamp)) AS date) AS period_start, d.donor_id, d.amount
+      FROM crm.donations d
+      WHERE d.organization_id = :org AND d.currency = :cur
+        AND d.date >= (SELECT min(previous_start) FROM periods) AND d.date <= (SELECT max(period_end) FROM periods)
+    ), donors AS (
+      SELECT DISTINCT period_start, donor_id FROM gifts
+    )
+    SELECT p.period_start, p.period_end,
+           COALESCE((SELECT sum(g.amount) FROM gifts g WHERE g.period_start = p.period_start), 0) AS total,
+           (SELECT count(*) FROM gifts g WHERE g.period_start = p.period_start) AS gift_count,
+           (SELECT count(*) FROM donors a WHERE a.period_start = p.period_start) AS donor_count,
+           (SELECT count(*) FROM donors a WHERE a.period_start = p.previous_start) AS previous_donor_count,
+           (SELECT count(*) FROM donors a JOIN donors b ON b.donor_id = a.donor_id AND b.period_start = p.period_start
+             WHERE a.period_start = p.previous_start) AS retained_donor_count
+    FROM periods p ORDER BY p.period_start
+    """
+    rows = (await conn.execute(text(sql), {"org": org, "cur": cur, "start": start, "end": end})).mappings().all()
+    return [dict(r) for r in rows]
