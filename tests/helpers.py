@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from givance.crm.v1 import donation_pb2, donation_service_pb2, donor_pb2, donor_service_pb2
 from google.rpc import error_details_pb2, status_pb2
 from google.type import date_pb2, money_pb2
@@ -55,3 +56,19 @@ def gift(donor_id: str, amount=None, request_id: str = "", **kw) -> donation_ser
     kw.setdefault("payment_method", donation_pb2.PAYMENT_METHOD_CHECK)
     return donation_service_pb2.RecordDonationRequest(
         donation=donation_pb2.Donation(donor_id=donor_id, amount=amount or usd(100), **kw), request_id=request_id)
+
+
+async def fails(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    """Await a call that must fail with `code`; return the error."""
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await call
+    assert e.value.code() == code, e.value.details()
+    return e.value
+
+
+async def invalid(call, field: str) -> grpc.aio.AioRpcError:
+    """Await a call that must be INVALID_ARGUMENT with a field violation naming `field`."""
+    err = await fails(call, grpc.StatusCode.INVALID_ARGUMENT)
+    violations = field_violations(err)
+    assert field in violations, violations
+    return err

@@ -14,7 +14,7 @@ from google.type import date_pb2
 
 from chassis.settings import ServiceSettings, plain_dsn
 from services.identity.domain import roles
-from tests.helpers import day, error_reason, field_violations, gift, new_donor, usd
+from tests.helpers import day, error_reason, fails, field_violations, gift, invalid, new_donor, usd
 
 STATIC, DYNAMIC = lpb.DONOR_LIST_TYPE_STATIC, lpb.DONOR_LIST_TYPE_DYNAMIC
 
@@ -26,18 +26,6 @@ async def lists(crm_host):
     await channel.close()
 
 
-async def _fails(call, code):
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    assert e.value.code() == code, e.value.details()
-    return e.value
-
-
-async def _invalid(call, field):
-    err = await _fails(call, grpc.StatusCode.INVALID_ARGUMENT)
-    violations = field_violations(err)
-    assert field in violations, violations
-    return err
 
 
 def _new(request_id="", **kw):
@@ -137,26 +125,26 @@ async def test_create_get_and_retry_with_request_id(lists, tenant, admin_db):
 ])
 async def test_create_rejects_bad_input_and_writes_nothing(lists, tenant, admin_db, kw, field):
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(lists.CreateDonorList(_new(**kw), metadata=tenant.md), field)
+    await invalid(lists.CreateDonorList(_new(**kw), metadata=tenant.md), field)
     assert await _written(admin_db, tenant.org_id) == before
 
 
 async def test_create_rejects_a_long_request_id(lists, tenant, admin_db):
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(lists.CreateDonorList(_new(request_id="r" * 101), metadata=tenant.md), "request_id")
+    await invalid(lists.CreateDonorList(_new(request_id="r" * 101), metadata=tenant.md), "request_id")
     assert await _written(admin_db, tenant.org_id) == before
 
 
 async def test_get_update_delete_bad_or_unknown_ids(lists, tenant):
-    await _invalid(lists.GetDonorList(pb.GetDonorListRequest(id=""), metadata=tenant.md), "id")
-    await _invalid(lists.GetDonorList(pb.GetDonorListRequest(id="nope"), metadata=tenant.md), "id")
-    await _fails(lists.GetDonorList(pb.GetDonorListRequest(id=str(uuid.uuid4())), metadata=tenant.md),
+    await invalid(lists.GetDonorList(pb.GetDonorListRequest(id=""), metadata=tenant.md), "id")
+    await invalid(lists.GetDonorList(pb.GetDonorListRequest(id="nope"), metadata=tenant.md), "id")
+    await fails(lists.GetDonorList(pb.GetDonorListRequest(id=str(uuid.uuid4())), metadata=tenant.md),
                  grpc.StatusCode.NOT_FOUND)
-    await _invalid(_update(lists, tenant, lpb.DonorList(id="nope", name="x"), ["name"]), "donor_list.id")
-    await _fails(_update(lists, tenant, lpb.DonorList(id=str(uuid.uuid4()), name="x"), ["name"]),
+    await invalid(_update(lists, tenant, lpb.DonorList(id="nope", name="x"), ["name"]), "donor_list.id")
+    await fails(_update(lists, tenant, lpb.DonorList(id=str(uuid.uuid4()), name="x"), ["name"]),
                  grpc.StatusCode.NOT_FOUND)
-    await _invalid(lists.DeleteDonorList(pb.DeleteDonorListRequest(id="nope"), metadata=tenant.md), "id")
-    await _fails(lists.DeleteDonorList(pb.DeleteDonorListRequest(id=str(uuid.uuid4())), metadata=tenant.md),
+    await invalid(lists.DeleteDonorList(pb.DeleteDonorListRequest(id="nope"), metadata=tenant.md), "id")
+    await fails(lists.DeleteDonorList(pb.DeleteDonorListRequest(id=str(uuid.uuid4())), metadata=tenant.md),
                  grpc.StatusCode.NOT_FOUND)
 
 
@@ -172,8 +160,8 @@ async def test_list_pages_newest_first(lists, stubs):
         if not token:
             break
     assert seen == list(reversed(made))
-    await _invalid(lists.ListDonorLists(pb.ListDonorListsRequest(page_size=-1), metadata=tenant.md), "page_size")
-    await _invalid(lists.ListDonorLists(pb.ListDonorListsRequest(page_token="garbage!"), metadata=tenant.md),
+    await invalid(lists.ListDonorLists(pb.ListDonorListsRequest(page_size=-1), metadata=tenant.md), "page_size")
+    await invalid(lists.ListDonorLists(pb.ListDonorListsRequest(page_token="garbage!"), metadata=tenant.md),
                    "page_token")
 
 
@@ -187,14 +175,14 @@ async def test_update_changes_masked_fields_and_checks_the_etag(lists, tenant, a
                              ["filter"])).donor_list
     assert updated.filter.city == "Paris" and not updated.filter.tags
     before = await _written(admin_db, tenant.org_id)
-    await _fails(_update(lists, tenant, lpb.DonorList(id=lst.id, name="Stale", etag=lst.etag), ["name"]),
+    await fails(_update(lists, tenant, lpb.DonorList(id=lst.id, name="Stale", etag=lst.etag), ["name"]),
                  grpc.StatusCode.ABORTED)
-    await _invalid(_update(lists, tenant, lpb.DonorList(id=lst.id, name=" "), ["name"]), "donor_list.name")
-    await _invalid(_update(lists, tenant, lpb.DonorList(id=lst.id), ["type"]), "update_mask")
-    await _invalid(_update(lists, tenant, lpb.DonorList(id=lst.id, filter=lpb.DonorListFilter(country="X1")),
+    await invalid(_update(lists, tenant, lpb.DonorList(id=lst.id, name=" "), ["name"]), "donor_list.name")
+    await invalid(_update(lists, tenant, lpb.DonorList(id=lst.id), ["type"]), "update_mask")
+    await invalid(_update(lists, tenant, lpb.DonorList(id=lst.id, filter=lpb.DonorListFilter(country="X1")),
                            ["filter"]), "donor_list.filter.country")
     static = await _create(lists, tenant)
-    await _invalid(_update(lists, tenant, lpb.DonorList(id=static.id, filter=lpb.DonorListFilter(tags=["a"])),
+    await invalid(_update(lists, tenant, lpb.DonorList(id=static.id, filter=lpb.DonorListFilter(tags=["a"])),
                            ["filter"]), "donor_list.filter")
     after = await _written(admin_db, tenant.org_id)
     assert (after["versions"], after["members"]) == (before["versions"] + 1, before["members"])  # +1: the new list
@@ -202,12 +190,12 @@ async def test_update_changes_masked_fields_and_checks_the_etag(lists, tenant, a
 
 async def test_delete_is_soft(lists, tenant, admin_db):
     lst = await _create(lists, tenant)
-    await _fails(lists.DeleteDonorList(pb.DeleteDonorListRequest(id=lst.id, etag='W/"99"'), metadata=tenant.md),
+    await fails(lists.DeleteDonorList(pb.DeleteDonorListRequest(id=lst.id, etag='W/"99"'), metadata=tenant.md),
                  grpc.StatusCode.ABORTED)
     deleted = (await lists.DeleteDonorList(pb.DeleteDonorListRequest(id=lst.id, etag=lst.etag),
                                            metadata=tenant.md)).donor_list
     assert deleted.HasField("delete_time")
-    await _fails(lists.GetDonorList(pb.GetDonorListRequest(id=lst.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
+    await fails(lists.GetDonorList(pb.GetDonorListRequest(id=lst.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
     assert lst.id not in {x.id for x in (await lists.ListDonorLists(pb.ListDonorListsRequest(),
                                                                      metadata=tenant.md)).donor_lists}
     assert await admin_db.fetchval("SELECT deleted_at IS NOT NULL FROM crm.donor_lists WHERE id = $1::uuid", lst.id)
@@ -249,7 +237,7 @@ async def test_a_soft_deleted_member_is_hidden_but_counted_until_removed(lists, 
     assert await _members(lists, tenant, lst.id) == [b.id]
     assert (await _get(lists, tenant, lst.id)).donor_count == 2
     # a deleted donor cannot be added, but can be removed
-    await _invalid(_add(lists, tenant, lst.id, [b.id, a.id]), "donor_ids[1]")
+    await invalid(_add(lists, tenant, lst.id, [b.id, a.id]), "donor_ids[1]")
     assert (await _remove(lists, tenant, lst.id, [a.id])).donor_list.donor_count == 1
 
 
@@ -262,7 +250,7 @@ async def test_members_page_by_page(lists, stubs, tenant):
     assert len(first.donors) == 2 and first.next_page_token
     assert await _members(lists, tenant, lst.id, page_size=2) == list(reversed(ids))
     other = await _create(lists, tenant)
-    await _invalid(lists.ListDonorListMembers(pb.ListDonorListMembersRequest(
+    await invalid(lists.ListDonorListMembers(pb.ListDonorListMembersRequest(
         list_id=other.id, page_token=first.next_page_token), metadata=tenant.md), "page_token")
 
 
@@ -274,20 +262,20 @@ async def test_member_changes_reject_bad_input_and_write_nothing(lists, stubs, t
     dyn = await _dynamic(lists, tenant, tags=["x"])
     before = await _written(admin_db, tenant.org_id)
     for call in (_add, _remove):
-        await _invalid(call(lists, tenant, lst.id, []), "donor_ids")
-        await _invalid(call(lists, tenant, lst.id, [str(uuid.uuid4())] * 1001), "donor_ids")
-        await _invalid(call(lists, tenant, lst.id, [mine.id, "nope"]), "donor_ids[1]")
-        await _invalid(call(lists, tenant, lst.id, [mine.id, str(uuid.uuid4())]), "donor_ids[1]")
-        err = await _invalid(call(lists, tenant, lst.id, [theirs.id, mine.id]), "donor_ids[0]")
+        await invalid(call(lists, tenant, lst.id, []), "donor_ids")
+        await invalid(call(lists, tenant, lst.id, [str(uuid.uuid4())] * 1001), "donor_ids")
+        await invalid(call(lists, tenant, lst.id, [mine.id, "nope"]), "donor_ids[1]")
+        await invalid(call(lists, tenant, lst.id, [mine.id, str(uuid.uuid4())]), "donor_ids[1]")
+        err = await invalid(call(lists, tenant, lst.id, [theirs.id, mine.id]), "donor_ids[0]")
         assert "donor_ids[1]" not in field_violations(err)
-        await _invalid(call(lists, tenant, "nope", [mine.id]), "list_id")
-        await _invalid(call(lists, tenant, "", [mine.id]), "list_id")
-        await _fails(call(lists, tenant, str(uuid.uuid4()), [mine.id]), grpc.StatusCode.NOT_FOUND)
-        err = await _fails(call(lists, tenant, dyn.id, [mine.id]), grpc.StatusCode.FAILED_PRECONDITION)
+        await invalid(call(lists, tenant, "nope", [mine.id]), "list_id")
+        await invalid(call(lists, tenant, "", [mine.id]), "list_id")
+        await fails(call(lists, tenant, str(uuid.uuid4()), [mine.id]), grpc.StatusCode.NOT_FOUND)
+        err = await fails(call(lists, tenant, dyn.id, [mine.id]), grpc.StatusCode.FAILED_PRECONDITION)
         assert error_reason(err) == "LIST_IS_DYNAMIC"
-    await _invalid(lists.ListDonorListMembers(pb.ListDonorListMembersRequest(list_id="nope"), metadata=tenant.md),
+    await invalid(lists.ListDonorListMembers(pb.ListDonorListMembersRequest(list_id="nope"), metadata=tenant.md),
                    "list_id")
-    await _invalid(lists.ListDonorListMembers(pb.ListDonorListMembersRequest(list_id=lst.id, page_size=-1),
+    await invalid(lists.ListDonorListMembers(pb.ListDonorListMembersRequest(list_id=lst.id, page_size=-1),
                                               metadata=tenant.md), "page_size")
     assert await _written(admin_db, tenant.org_id) == before
     assert await _members(lists, tenant, lst.id) == [mine.id]
@@ -406,7 +394,7 @@ async def test_another_tenant_sees_and_touches_nothing(lists, stubs, tenant, oth
                      _remove(lists, other_tenant, list_id, [theirs.id]),
                      lists.ListDonorListMembers(pb.ListDonorListMembersRequest(list_id=list_id),
                                                 metadata=other_tenant.md)):
-            await _fails(call, grpc.StatusCode.NOT_FOUND)
+            await fails(call, grpc.StatusCode.NOT_FOUND)
     listed = await lists.ListDonorLists(pb.ListDonorListsRequest(), metadata=other_tenant.md)
     assert not listed.donor_lists and listed.next_page_token == ""
     # their dynamic list never sees our donors
@@ -415,12 +403,12 @@ async def test_another_tenant_sees_and_touches_nothing(lists, stubs, tenant, oth
     assert (await _get(lists, other_tenant, theirs_dyn.id)).donor_count == 1
     # their static list cannot take our donor
     their_list = await _create(lists, other_tenant)
-    await _invalid(_add(lists, other_tenant, their_list.id, [mine.id]), "donor_ids[0]")
+    await invalid(_add(lists, other_tenant, their_list.id, [mine.id]), "donor_ids[0]")
     assert await _written(admin_db, tenant.org_id) == before
     assert await _members(lists, tenant, lst.id) == [mine.id]
     md = (("authorization", f"Bearer {tenant.access_token}"), ("x-tenant-id", other_tenant.org_id))
-    await _fails(lists.ListDonorLists(pb.ListDonorListsRequest(), metadata=md), grpc.StatusCode.PERMISSION_DENIED)
-    await _fails(lists.ListDonorLists(pb.ListDonorListsRequest()), grpc.StatusCode.UNAUTHENTICATED)
+    await fails(lists.ListDonorLists(pb.ListDonorListsRequest(), metadata=md), grpc.StatusCode.PERMISSION_DENIED)
+    await fails(lists.ListDonorLists(pb.ListDonorListsRequest()), grpc.StatusCode.UNAUTHENTICATED)
     conn = await asyncpg.connect(plain_dsn(ServiceSettings().app_database_url("crm")))
     try:
         async with conn.transaction():

@@ -15,7 +15,7 @@ from google.protobuf import field_mask_pb2
 from chassis.settings import ServiceSettings, plain_dsn
 from services.crm.domain.journeys import DEFAULT_JOURNEY
 from services.identity.domain import roles
-from tests.helpers import error_reason, field_violations, new_donor
+from tests.helpers import error_reason, fails, field_violations, invalid, new_donor
 
 DEFAULT_IDS = [s["id"] for s in DEFAULT_JOURNEY["stages"]]
 
@@ -27,18 +27,6 @@ async def journeys(crm_host):
     await channel.close()
 
 
-async def _fails(call, code):
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    assert e.value.code() == code, e.value.details()
-    return e.value
-
-
-async def _invalid(call, field):
-    err = await _fails(call, grpc.StatusCode.INVALID_ARGUMENT)
-    violations = field_violations(err)
-    assert field in violations, violations
-    return err
 
 
 async def _donor(stubs, tenant, **kw):
@@ -110,7 +98,7 @@ async def test_update_journey_replaces_the_stages_and_moves_the_etag(journeys, t
     assert got == j
     assert [t.to for t in got.stages[1].transitions] == ["giving", "new"]
     # a stale etag is refused and changes nothing
-    err = await _fails(_update(journeys, tenant, _journey(("only", "Only", []), etag=before.etag)),
+    err = await fails(_update(journeys, tenant, _journey(("only", "Only", []), etag=before.etag)),
                        grpc.StatusCode.ABORTED)
     assert error_reason(err) == "ETAG_MISMATCH"
     assert await _get(journeys, tenant) == j
@@ -146,13 +134,13 @@ async def test_names_are_trimmed_and_descriptions_kept(journeys, tenant):
 async def test_update_journey_rejects_bad_graphs_and_writes_nothing(journeys, tenant, admin_db, journey, paths,
                                                                     field):
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(_update(journeys, tenant, journey, paths), field)
+    await invalid(_update(journeys, tenant, journey, paths), field)
     assert await _written(admin_db, tenant.org_id) == before
     assert [s.id for s in (await _get(journeys, tenant)).stages] == DEFAULT_IDS
 
 
 async def test_every_graph_violation_is_reported_at_once(journeys, tenant):
-    err = await _invalid(_update(journeys, tenant, _journey(("Bad Id", "", ["missing"]))), "journey.stages[0].id")
+    err = await invalid(_update(journeys, tenant, _journey(("Bad Id", "", ["missing"]))), "journey.stages[0].id")
     assert {"journey.stages[0].name", "journey.stages[0].transitions[0].to"} <= set(field_violations(err))
 
 
@@ -163,7 +151,7 @@ async def test_stages_donors_are_in_cannot_be_removed(journeys, stubs, tenant, a
     deleted = await _donor(stubs, tenant, journey_stage="major_donor")
     await stubs.donors.DeleteDonor(dpb.DeleteDonorRequest(id=deleted.id), metadata=tenant.md)
     before = await _written(admin_db, tenant.org_id)
-    err = await _fails(_update(journeys, tenant, _journey(*SMALL)), grpc.StatusCode.FAILED_PRECONDITION)
+    err = await fails(_update(journeys, tenant, _journey(*SMALL)), grpc.StatusCode.FAILED_PRECONDITION)
     assert error_reason(err) == "STAGE_IN_USE"
     assert "cultivation (2 donors)" in err.details() and "lapsed (1 donor)" in err.details()
     assert "major_donor" not in err.details()  # a deleted donor does not hold a stage
@@ -174,7 +162,7 @@ async def test_stages_donors_are_in_cannot_be_removed(journeys, stubs, tenant, a
     assert [s.id for s in j.stages] == ["cultivation", "lapsed"]
     # once the donors moved on, their old stage may go
     await _move(journeys, tenant, a.id, "lapsed")
-    await _fails(_update(journeys, tenant, _journey(("lapsed", "Lapsed", []))), grpc.StatusCode.FAILED_PRECONDITION)
+    await fails(_update(journeys, tenant, _journey(("lapsed", "Lapsed", []))), grpc.StatusCode.FAILED_PRECONDITION)
 
 
 # -- moving donors ------------------------------------------------------------------------------
@@ -195,7 +183,7 @@ async def test_donors_move_only_along_transitions_with_history_event_and_audit(j
     # no transition leads from solicitation to prospect (or to itself)
     before = await _written(admin_db, tenant.org_id)
     for to in ("prospect", "solicitation", "major_donor"):
-        err = await _fails(_move(journeys, tenant, donor.id, to), grpc.StatusCode.FAILED_PRECONDITION)
+        err = await fails(_move(journeys, tenant, donor.id, to), grpc.StatusCode.FAILED_PRECONDITION)
         assert error_reason(err) == "INVALID_STAGE_TRANSITION" and "first_gift" in err.details()
     assert await _written(admin_db, tenant.org_id) == before
     got = (await stubs.donors.GetDonor(dpb.GetDonorRequest(id=donor.id), metadata=tenant.md)).donor
@@ -221,17 +209,17 @@ async def test_donors_move_only_along_transitions_with_history_event_and_audit(j
 async def test_moves_follow_the_organizations_own_journey(journeys, stubs, tenant):
     await _update(journeys, tenant, _journey(*SMALL))
     donor = await _donor(stubs, tenant, journey_stage="new")
-    await _fails(_move(journeys, tenant, donor.id, "giving"), grpc.StatusCode.FAILED_PRECONDITION)
+    await fails(_move(journeys, tenant, donor.id, "giving"), grpc.StatusCode.FAILED_PRECONDITION)
     await _move(journeys, tenant, donor.id, "engaged")
     await _move(journeys, tenant, donor.id, "giving")
-    await _invalid(_move(journeys, tenant, donor.id, "cultivation"), "to_stage")  # a default stage, not theirs
+    await invalid(_move(journeys, tenant, donor.id, "cultivation"), "to_stage")  # a default stage, not theirs
 
 
 async def test_a_stale_donor_etag_is_aborted(journeys, stubs, tenant, admin_db):
     donor = await _donor(stubs, tenant)
     await _move(journeys, tenant, donor.id, "prospect")
     before = await _written(admin_db, tenant.org_id)
-    err = await _fails(_move(journeys, tenant, donor.id, "first_contact", etag=donor.etag), grpc.StatusCode.ABORTED)
+    err = await fails(_move(journeys, tenant, donor.id, "first_contact", etag=donor.etag), grpc.StatusCode.ABORTED)
     assert error_reason(err) == "ETAG_MISMATCH"
     assert await _written(admin_db, tenant.org_id) == before
 
@@ -240,8 +228,8 @@ async def test_a_deleted_or_unknown_donor_is_not_found(journeys, stubs, tenant):
     donor = await _donor(stubs, tenant)
     await stubs.donors.DeleteDonor(dpb.DeleteDonorRequest(id=donor.id), metadata=tenant.md)
     for donor_id in (donor.id, str(uuid.uuid4())):
-        await _fails(_move(journeys, tenant, donor_id, "prospect"), grpc.StatusCode.NOT_FOUND)
-        await _fails(_history(journeys, tenant, donor_id), grpc.StatusCode.NOT_FOUND)
+        await fails(_move(journeys, tenant, donor_id, "prospect"), grpc.StatusCode.NOT_FOUND)
+        await fails(_history(journeys, tenant, donor_id), grpc.StatusCode.NOT_FOUND)
 
 
 @pytest.mark.parametrize("kw,field", [
@@ -258,7 +246,7 @@ async def test_move_rejects_bad_input_and_writes_nothing(journeys, stubs, tenant
     donor = await _donor(stubs, tenant)
     args = {"donor_id": donor.id, "to_stage": "prospect", "reason": "why", **kw}
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(_move(journeys, tenant, args["donor_id"], args["to_stage"], args["reason"]), field)
+    await invalid(_move(journeys, tenant, args["donor_id"], args["to_stage"], args["reason"]), field)
     assert await _written(admin_db, tenant.org_id) == before
 
 
@@ -281,11 +269,11 @@ async def test_history_pages_newest_first_without_gaps_or_repeats(journeys, stub
     assert seen == list(reversed(made))
     first = await _history(journeys, tenant, donor.id, page_size=2)
     # a token is bound to its donor; bad page sizes and tokens are INVALID_ARGUMENT
-    await _invalid(_history(journeys, tenant, other.id, page_token=first.next_page_token), "page_token")
-    await _invalid(_history(journeys, tenant, donor.id, page_token="garbage!"), "page_token")
-    await _invalid(_history(journeys, tenant, donor.id, page_size=-1), "page_size")
-    await _invalid(_history(journeys, tenant, ""), "donor_id")
-    await _invalid(_history(journeys, tenant, "nope"), "donor_id")
+    await invalid(_history(journeys, tenant, other.id, page_token=first.next_page_token), "page_token")
+    await invalid(_history(journeys, tenant, donor.id, page_token="garbage!"), "page_token")
+    await invalid(_history(journeys, tenant, donor.id, page_size=-1), "page_size")
+    await invalid(_history(journeys, tenant, ""), "donor_id")
+    await invalid(_history(journeys, tenant, "nope"), "donor_id")
     assert len((await _history(journeys, tenant, donor.id, page_size=5000)).changes) == 6
 
 
@@ -302,13 +290,13 @@ async def test_another_tenant_sees_and_touches_nothing(journeys, stubs, tenant, 
     assert [s.id for s in (await _get(journeys, tenant)).stages] == ["new", "engaged", "giving"]
     # our donor does not exist for them
     before = await _written(admin_db, tenant.org_id)
-    await _fails(_move(journeys, other_tenant, donor.id, "theirs"), grpc.StatusCode.NOT_FOUND)
-    await _fails(_history(journeys, other_tenant, donor.id), grpc.StatusCode.NOT_FOUND)
+    await fails(_move(journeys, other_tenant, donor.id, "theirs"), grpc.StatusCode.NOT_FOUND)
+    await fails(_history(journeys, other_tenant, donor.id), grpc.StatusCode.NOT_FOUND)
     assert await _written(admin_db, tenant.org_id) == before
     # and a token for one tenant with another's header is refused
     md = (("authorization", f"Bearer {tenant.access_token}"), ("x-tenant-id", other_tenant.org_id))
-    await _fails(journeys.GetJourney(pb.GetJourneyRequest(), metadata=md), grpc.StatusCode.PERMISSION_DENIED)
-    await _fails(journeys.GetJourney(pb.GetJourneyRequest()), grpc.StatusCode.UNAUTHENTICATED)
+    await fails(journeys.GetJourney(pb.GetJourneyRequest(), metadata=md), grpc.StatusCode.PERMISSION_DENIED)
+    await fails(journeys.GetJourney(pb.GetJourneyRequest()), grpc.StatusCode.UNAUTHENTICATED)
     # the stage history is row-level secured for the service's own role
     conn = await asyncpg.connect(plain_dsn(ServiceSettings().app_database_url("crm")))
     try:

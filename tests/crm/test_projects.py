@@ -13,7 +13,7 @@ from google.type import date_pb2
 
 from chassis.settings import ServiceSettings, plain_dsn
 from services.identity.domain import roles
-from tests.helpers import day, error_reason, field_violations, gift, new_donor, usd
+from tests.helpers import day, error_reason, fails, gift, invalid, new_donor, usd
 
 DRAFT, ACTIVE = project_pb2.PROJECT_STATUS_DRAFT, project_pb2.PROJECT_STATUS_ACTIVE
 COMPLETED, CANCELLED = project_pb2.PROJECT_STATUS_COMPLETED, project_pb2.PROJECT_STATUS_CANCELLED
@@ -26,18 +26,6 @@ async def projects(crm_host):
     await channel.close()
 
 
-async def _fails(call, code):
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    assert e.value.code() == code, e.value.details()
-    return e.value
-
-
-async def _invalid(call, field):
-    err = await _fails(call, grpc.StatusCode.INVALID_ARGUMENT)
-    violations = field_violations(err)
-    assert field in violations, violations
-    return err
 
 
 def _new(request_id="", **kw):
@@ -139,14 +127,14 @@ async def test_a_retried_create_with_request_id_returns_the_first_project(projec
 ])
 async def test_create_rejects_bad_input_and_writes_nothing(projects, tenant, admin_db, kw, field):
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(projects.CreateProject(_new(**kw), metadata=tenant.md), field)
+    await invalid(projects.CreateProject(_new(**kw), metadata=tenant.md), field)
     assert await _written(admin_db, tenant.org_id) == before
 
 
 async def test_get_bad_or_unknown_ids(projects, tenant):
-    await _invalid(projects.GetProject(pb.GetProjectRequest(id="nope"), metadata=tenant.md), "id")
-    await _invalid(projects.GetProject(pb.GetProjectRequest(), metadata=tenant.md), "id")
-    await _fails(projects.GetProject(pb.GetProjectRequest(id=str(uuid.uuid4())), metadata=tenant.md),
+    await invalid(projects.GetProject(pb.GetProjectRequest(id="nope"), metadata=tenant.md), "id")
+    await invalid(projects.GetProject(pb.GetProjectRequest(), metadata=tenant.md), "id")
+    await fails(projects.GetProject(pb.GetProjectRequest(id=str(uuid.uuid4())), metadata=tenant.md),
                  grpc.StatusCode.NOT_FOUND)
 
 
@@ -184,7 +172,7 @@ async def test_donations_to_cancelled_projects_are_refused(projects, stubs, tena
         await stubs.donations.RecordDonation(gift(donor.id, project_id=p.id), metadata=tenant.md)
         assert (await _get(projects, tenant, p.id)).donor_count == 1
     before = await _written(admin_db, tenant.org_id)
-    err = await _fails(stubs.donations.RecordDonation(gift(donor.id, project_id=cancelled.id), metadata=tenant.md),
+    err = await fails(stubs.donations.RecordDonation(gift(donor.id, project_id=cancelled.id), metadata=tenant.md),
                        grpc.StatusCode.FAILED_PRECONDITION)
     assert error_reason(err) == "PROJECT_CANCELLED"
     assert await _written(admin_db, tenant.org_id) == before
@@ -214,11 +202,11 @@ async def test_list_filters_by_status_and_pages_newest_first(projects, tenant):
     assert [p.name for p in drafts.projects] == ["P4"]
     assert not (await projects.ListProjects(pb.ListProjectsRequest(status=CANCELLED), metadata=tenant.md)).projects
     # a token is bound to its filter; bad sizes, tokens and statuses are INVALID_ARGUMENT
-    await _invalid(projects.ListProjects(pb.ListProjectsRequest(status=ACTIVE, page_token=drafts.next_page_token),
+    await invalid(projects.ListProjects(pb.ListProjectsRequest(status=ACTIVE, page_token=drafts.next_page_token),
                                          metadata=tenant.md), "page_token")
-    await _invalid(projects.ListProjects(pb.ListProjectsRequest(page_token="%%%"), metadata=tenant.md), "page_token")
-    await _invalid(projects.ListProjects(pb.ListProjectsRequest(page_size=-1), metadata=tenant.md), "page_size")
-    await _invalid(projects.ListProjects(pb.ListProjectsRequest(status=42), metadata=tenant.md), "status")
+    await invalid(projects.ListProjects(pb.ListProjectsRequest(page_token="%%%"), metadata=tenant.md), "page_token")
+    await invalid(projects.ListProjects(pb.ListProjectsRequest(page_size=-1), metadata=tenant.md), "page_size")
+    await invalid(projects.ListProjects(pb.ListProjectsRequest(status=42), metadata=tenant.md), "status")
 
 
 # -- update, status moves, delete ------------------------------------------------------------------
@@ -249,7 +237,7 @@ async def test_a_stale_etag_is_aborted(projects, tenant, admin_db):
     before = await _written(admin_db, tenant.org_id)
     for call in (_update(projects, tenant, project_pb2.Project(id=p.id, etag=p.etag, name="Late"), ["name"]),
                  projects.DeleteProject(pb.DeleteProjectRequest(id=p.id, etag=p.etag), metadata=tenant.md)):
-        err = await _fails(call, grpc.StatusCode.ABORTED)
+        err = await fails(call, grpc.StatusCode.ABORTED)
         assert error_reason(err) == "ETAG_MISMATCH"
     assert await _written(admin_db, tenant.org_id) == before
 
@@ -270,18 +258,18 @@ async def test_a_stale_etag_is_aborted(projects, tenant, admin_db):
 async def test_update_rejects_bad_input_and_writes_nothing(projects, tenant, admin_db, patch, paths, field):
     p = await _create(projects, tenant, start_date=day(2026, 1, 1))
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(_update(projects, tenant, project_pb2.Project(id=p.id, **patch), paths), field)
+    await invalid(_update(projects, tenant, project_pb2.Project(id=p.id, **patch), paths), field)
     assert await _written(admin_db, tenant.org_id) == before
     assert await _get(projects, tenant, p.id) == p
 
 
 async def test_update_and_delete_bad_or_unknown_ids(projects, tenant):
-    await _invalid(_update(projects, tenant, project_pb2.Project(id="nope", name="x"), ["name"]), "project.id")
-    await _invalid(projects.DeleteProject(pb.DeleteProjectRequest(id="nope"), metadata=tenant.md), "id")
+    await invalid(_update(projects, tenant, project_pb2.Project(id="nope", name="x"), ["name"]), "project.id")
+    await invalid(projects.DeleteProject(pb.DeleteProjectRequest(id="nope"), metadata=tenant.md), "id")
     unknown = str(uuid.uuid4())
-    await _fails(_update(projects, tenant, project_pb2.Project(id=unknown, name="x"), ["name"]),
+    await fails(_update(projects, tenant, project_pb2.Project(id=unknown, name="x"), ["name"]),
                  grpc.StatusCode.NOT_FOUND)
-    await _fails(projects.DeleteProject(pb.DeleteProjectRequest(id=unknown), metadata=tenant.md),
+    await fails(projects.DeleteProject(pb.DeleteProjectRequest(id=unknown), metadata=tenant.md),
                  grpc.StatusCode.NOT_FOUND)
 
 
@@ -305,7 +293,7 @@ async def test_status_moves_only_along_the_allowed_transitions(projects, tenant,
             assert (await call).project.status == new
             continue
         before = await _written(admin_db, tenant.org_id)
-        err = await _fails(call, grpc.StatusCode.FAILED_PRECONDITION)
+        err = await fails(call, grpc.StatusCode.FAILED_PRECONDITION)
         assert error_reason(err) == "INVALID_STATUS_TRANSITION", (old, new)
         assert await _written(admin_db, tenant.org_id) == before
         assert await _get(projects, tenant, p.id) == p
@@ -318,14 +306,14 @@ async def test_delete_is_soft_and_the_project_takes_no_more_gifts(projects, stub
     deleted = (await projects.DeleteProject(pb.DeleteProjectRequest(id=p.id, etag=p.etag),
                                             metadata=tenant.md)).project
     assert deleted.HasField("delete_time") and deleted.etag != p.etag and deleted.donor_count == 1
-    await _fails(projects.GetProject(pb.GetProjectRequest(id=p.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
-    await _fails(projects.DeleteProject(pb.DeleteProjectRequest(id=p.id), metadata=tenant.md),
+    await fails(projects.GetProject(pb.GetProjectRequest(id=p.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
+    await fails(projects.DeleteProject(pb.DeleteProjectRequest(id=p.id), metadata=tenant.md),
                  grpc.StatusCode.NOT_FOUND)
-    await _fails(_update(projects, tenant, project_pb2.Project(id=p.id, name="x"), ["name"]),
+    await fails(_update(projects, tenant, project_pb2.Project(id=p.id, name="x"), ["name"]),
                  grpc.StatusCode.NOT_FOUND)
     assert p.id not in {x.id for x in (await projects.ListProjects(pb.ListProjectsRequest(),
                                                                    metadata=tenant.md)).projects}
-    await _invalid(stubs.donations.RecordDonation(gift(donor.id, project_id=p.id), metadata=tenant.md),
+    await invalid(stubs.donations.RecordDonation(gift(donor.id, project_id=p.id), metadata=tenant.md),
                    "donation.project_id")
     assert await admin_db.fetchval("SELECT count(*) FROM crm.donations WHERE project_id = $1::uuid", p.id) == 1
     assert await admin_db.fetchval("SELECT deleted_at IS NOT NULL FROM crm.projects WHERE id = $1::uuid", p.id)
@@ -343,18 +331,18 @@ async def test_another_tenant_sees_and_touches_nothing(projects, stubs, tenant, 
     for call in (projects.GetProject(pb.GetProjectRequest(id=p.id), metadata=other_tenant.md),
                  _update(projects, other_tenant, project_pb2.Project(id=p.id, name="Mallory"), ["name"]),
                  projects.DeleteProject(pb.DeleteProjectRequest(id=p.id), metadata=other_tenant.md)):
-        await _fails(call, grpc.StatusCode.NOT_FOUND)
+        await fails(call, grpc.StatusCode.NOT_FOUND)
     for status in (project_pb2.PROJECT_STATUS_UNSPECIFIED, ACTIVE):
         listed = await projects.ListProjects(pb.ListProjectsRequest(status=status), metadata=other_tenant.md)
         assert not listed.projects and listed.next_page_token == ""
     # their gift cannot name our project (it does not exist for them)
-    await _invalid(stubs.donations.RecordDonation(gift(theirs.id, project_id=p.id), metadata=other_tenant.md),
+    await invalid(stubs.donations.RecordDonation(gift(theirs.id, project_id=p.id), metadata=other_tenant.md),
                    "donation.project_id")
     assert await _written(admin_db, tenant.org_id) == before
     assert (await _get(projects, tenant, p.id)).donor_count == 1
     md = (("authorization", f"Bearer {tenant.access_token}"), ("x-tenant-id", other_tenant.org_id))
-    await _fails(projects.ListProjects(pb.ListProjectsRequest(), metadata=md), grpc.StatusCode.PERMISSION_DENIED)
-    await _fails(projects.ListProjects(pb.ListProjectsRequest()), grpc.StatusCode.UNAUTHENTICATED)
+    await fails(projects.ListProjects(pb.ListProjectsRequest(), metadata=md), grpc.StatusCode.PERMISSION_DENIED)
+    await fails(projects.ListProjects(pb.ListProjectsRequest()), grpc.StatusCode.UNAUTHENTICATED)
     conn = await asyncpg.connect(plain_dsn(ServiceSettings().app_database_url("crm")))
     try:
         async with conn.transaction():

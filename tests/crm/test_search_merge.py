@@ -9,7 +9,7 @@ from givance.crm.v1 import donor_pb2
 from givance.crm.v1 import donor_service_pb2 as pb
 from givance.events.v1 import crm_events_pb2, event_pb2
 
-from tests.helpers import day, error_reason, field_violations, gift, new_donor, usd
+from tests.helpers import day, error_reason, fails, field_violations, gift, new_donor, usd
 
 
 async def _donor(stubs, tenant, **kw):
@@ -27,12 +27,6 @@ def _hits(resp):
 async def _get(stubs, tenant, donor_id):
     return (await stubs.donors.GetDonor(pb.GetDonorRequest(id=donor_id), metadata=tenant.md)).donor
 
-
-async def _fails(call, code):
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    assert e.value.code() == code, e.value.details()
-    return e.value
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -162,7 +156,7 @@ async def test_duplicates_of_one_donor_and_paging(stubs, tenant, other_tenant):
         if not token:
             break
     assert len(seen) == 6 and len(set(seen)) == 6
-    await _fails(_duplicates(stubs, other_tenant, donor_id=a.id), grpc.StatusCode.NOT_FOUND)
+    await fails(_duplicates(stubs, other_tenant, donor_id=a.id), grpc.StatusCode.NOT_FOUND)
     assert not (await _duplicates(stubs, other_tenant)).pairs
 
 
@@ -227,11 +221,11 @@ async def test_merge_moves_gifts_recomputes_totals_and_resolves_the_merged_id(st
 
     # a merged donor is merged (or restored, or merged into) no more
     third = await _donor(stubs, tenant, first_name="Third")
-    err = await _fails(_merge(stubs, tenant, third.id, merged.id), grpc.StatusCode.FAILED_PRECONDITION)
+    err = await fails(_merge(stubs, tenant, third.id, merged.id), grpc.StatusCode.FAILED_PRECONDITION)
     assert error_reason(err) == "DONOR_ALREADY_MERGED"
-    err = await _fails(_merge(stubs, tenant, merged.id, third.id), grpc.StatusCode.FAILED_PRECONDITION)
+    err = await fails(_merge(stubs, tenant, merged.id, third.id), grpc.StatusCode.FAILED_PRECONDITION)
     assert error_reason(err) == "DONOR_MERGED"
-    err = await _fails(stubs.donors.RestoreDonor(pb.RestoreDonorRequest(id=merged.id), metadata=tenant.md),
+    err = await fails(stubs.donors.RestoreDonor(pb.RestoreDonorRequest(id=merged.id), metadata=tenant.md),
                        grpc.StatusCode.FAILED_PRECONDITION)
     assert error_reason(err) == "DONOR_MERGED"
 
@@ -304,10 +298,10 @@ async def test_cross_tenant_merge_is_not_found_and_changes_nothing(stubs, tenant
     for caller, survivor_id, merged_id in ((other_tenant, a.id, b.id), (other_tenant, theirs.id, b.id),
                                            (other_tenant, a.id, theirs.id), (tenant, a.id, theirs.id),
                                            (tenant, theirs.id, b.id)):
-        await _fails(_merge(stubs, caller, survivor_id, merged_id), grpc.StatusCode.NOT_FOUND)
+        await fails(_merge(stubs, caller, survivor_id, merged_id), grpc.StatusCode.NOT_FOUND)
     assert (await _snapshot(admin_db, tenant.org_id), await _snapshot(admin_db, other_tenant.org_id)) == before
     await _merge(stubs, tenant, a.id, b.id)
-    await _fails(_get(stubs, other_tenant, b.id), grpc.StatusCode.NOT_FOUND)  # no resolving across tenants
+    await fails(_get(stubs, other_tenant, b.id), grpc.StatusCode.NOT_FOUND)  # no resolving across tenants
 
 
 async def test_merge_with_a_stale_etag_is_aborted_and_changes_nothing(stubs, tenant, admin_db):
@@ -315,8 +309,8 @@ async def test_merge_with_a_stale_etag_is_aborted_and_changes_nothing(stubs, ten
     b = await _donor(stubs, tenant, first_name="B")
     await stubs.donations.RecordDonation(gift(b.id, usd(3)), metadata=tenant.md)
     before = await _snapshot(admin_db, tenant.org_id)
-    await _fails(_merge(stubs, tenant, a.id, b.id, merged_etag='W/"999"'), grpc.StatusCode.ABORTED)
-    await _fails(_merge(stubs, tenant, a.id, b.id, survivor_etag='W/"999"'), grpc.StatusCode.ABORTED)
+    await fails(_merge(stubs, tenant, a.id, b.id, merged_etag='W/"999"'), grpc.StatusCode.ABORTED)
+    await fails(_merge(stubs, tenant, a.id, b.id, survivor_etag='W/"999"'), grpc.StatusCode.ABORTED)
     assert await _snapshot(admin_db, tenant.org_id) == before
 
 
@@ -324,8 +318,8 @@ async def test_merge_of_a_deleted_donor_is_not_found(stubs, tenant):
     a = await _donor(stubs, tenant, first_name="A")
     b = await _donor(stubs, tenant, first_name="B")
     await stubs.donors.DeleteDonor(pb.DeleteDonorRequest(id=b.id), metadata=tenant.md)
-    await _fails(_merge(stubs, tenant, a.id, b.id), grpc.StatusCode.NOT_FOUND)
-    await _fails(_merge(stubs, tenant, b.id, a.id), grpc.StatusCode.NOT_FOUND)
+    await fails(_merge(stubs, tenant, a.id, b.id), grpc.StatusCode.NOT_FOUND)
+    await fails(_merge(stubs, tenant, b.id, a.id), grpc.StatusCode.NOT_FOUND)
 
 
 # -- restore -------------------------------------------------------------------------------------
@@ -339,24 +333,24 @@ async def test_restore_undoes_a_soft_delete(stubs, tenant, other_tenant):
     donor = await _donor(stubs, tenant, first_name="Back", last_name="Again")
     await stubs.donations.RecordDonation(gift(donor.id, usd(12)), metadata=tenant.md)
     deleted = (await stubs.donors.DeleteDonor(pb.DeleteDonorRequest(id=donor.id), metadata=tenant.md)).donor
-    await _fails(_get(stubs, tenant, donor.id), grpc.StatusCode.NOT_FOUND)
-    await _fails(_restore(stubs, other_tenant, donor.id), grpc.StatusCode.NOT_FOUND)
-    await _fails(_restore(stubs, tenant, donor.id, etag='W/"999"'), grpc.StatusCode.ABORTED)
+    await fails(_get(stubs, tenant, donor.id), grpc.StatusCode.NOT_FOUND)
+    await fails(_restore(stubs, other_tenant, donor.id), grpc.StatusCode.NOT_FOUND)
+    await fails(_restore(stubs, tenant, donor.id, etag='W/"999"'), grpc.StatusCode.ABORTED)
     restored = (await _restore(stubs, tenant, donor.id, etag=deleted.etag)).donor
     assert restored.id == donor.id and not restored.HasField("delete_time") and restored.etag != deleted.etag
     got = await _get(stubs, tenant, donor.id)
     assert got.first_name == "Back" and _totals(got)["USD"].lifetime_amount.units == 12
     assert [r.donor.id for r in (await _search(stubs, tenant, "back again")).results] == [donor.id]
-    err = await _fails(_restore(stubs, tenant, donor.id), grpc.StatusCode.FAILED_PRECONDITION)
+    err = await fails(_restore(stubs, tenant, donor.id), grpc.StatusCode.FAILED_PRECONDITION)
     assert error_reason(err) == "DONOR_NOT_DELETED"
-    await _fails(_restore(stubs, tenant, str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND)
+    await fails(_restore(stubs, tenant, str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND)
 
 
 async def test_restore_when_the_external_id_was_taken_is_already_exists(stubs, tenant, admin_db):
     first = await _donor(stubs, tenant, external_id="ext-restore")
     await stubs.donors.DeleteDonor(pb.DeleteDonorRequest(id=first.id), metadata=tenant.md)
     await _donor(stubs, tenant, external_id="ext-restore")
-    err = await _fails(_restore(stubs, tenant, first.id), grpc.StatusCode.ALREADY_EXISTS)
+    err = await fails(_restore(stubs, tenant, first.id), grpc.StatusCode.ALREADY_EXISTS)
     assert error_reason(err) == "EXTERNAL_ID_TAKEN"
     assert await admin_db.fetchval("SELECT deleted_at FROM crm.donors WHERE id = $1::uuid", first.id) is not None
 
@@ -402,6 +396,6 @@ async def test_bad_input_names_the_field_and_writes_nothing(stubs, tenant, admin
     kwargs = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
     request = getattr(pb, f"{method}Request")(**kwargs)
     before = await _counts(admin_db, tenant.org_id)
-    err = await _fails(getattr(stubs.donors, method)(request, metadata=tenant.md), grpc.StatusCode.INVALID_ARGUMENT)
+    err = await fails(getattr(stubs.donors, method)(request, metadata=tenant.md), grpc.StatusCode.INVALID_ARGUMENT)
     assert field in field_violations(err), field_violations(err)
     assert await _counts(admin_db, tenant.org_id) == before

@@ -11,7 +11,7 @@ from givance.crm.v1 import todo_service_pb2 as pb
 from google.protobuf import field_mask_pb2
 from google.type import date_pb2, decimal_pb2
 
-from tests.helpers import day, error_reason, field_violations, new_donor
+from tests.helpers import day, error_reason, fails, invalid, new_donor
 
 PENDING, IN_PROGRESS = todo_pb2.TODO_STATUS_PENDING, todo_pb2.TODO_STATUS_IN_PROGRESS
 COMPLETED, CANCELLED = todo_pb2.TODO_STATUS_COMPLETED, todo_pb2.TODO_STATUS_CANCELLED
@@ -35,18 +35,6 @@ def projects(api):
     return api[1]
 
 
-async def _fails(call, code):
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    assert e.value.code() == code, e.value.details()
-    return e.value
-
-
-async def _invalid(call, field):
-    err = await _fails(call, grpc.StatusCode.INVALID_ARGUMENT)
-    violations = field_violations(err)
-    assert field in violations, violations
-    return err
 
 
 def _new(request_id="", **kw):
@@ -173,7 +161,7 @@ async def test_a_retried_create_with_request_id_returns_the_first_todo(todos, te
 ])
 async def test_create_rejects_bad_input_and_writes_nothing(todos, tenant, admin_db, kw, field):
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(todos.CreateTodo(_new(**kw), metadata=tenant.md), field)
+    await invalid(todos.CreateTodo(_new(**kw), metadata=tenant.md), field)
     assert await _written(admin_db, tenant.org_id) == before
 
 
@@ -183,15 +171,15 @@ async def test_deleted_donors_and_projects_cannot_be_linked(todos, projects, stu
     project = await _project(projects, tenant)
     await projects.DeleteProject(ppb.DeleteProjectRequest(id=project.id), metadata=tenant.md)
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(todos.CreateTodo(_new(donor_id=donor.id), metadata=tenant.md), "todo.donor_id")
-    await _invalid(todos.CreateTodo(_new(project_id=project.id), metadata=tenant.md), "todo.project_id")
+    await invalid(todos.CreateTodo(_new(donor_id=donor.id), metadata=tenant.md), "todo.donor_id")
+    await invalid(todos.CreateTodo(_new(project_id=project.id), metadata=tenant.md), "todo.project_id")
     assert await _written(admin_db, tenant.org_id) == before
 
 
 async def test_get_bad_or_unknown_ids(todos, tenant):
-    await _invalid(todos.GetTodo(pb.GetTodoRequest(id=""), metadata=tenant.md), "id")
-    await _invalid(todos.GetTodo(pb.GetTodoRequest(id="nope"), metadata=tenant.md), "id")
-    await _fails(todos.GetTodo(pb.GetTodoRequest(id=str(uuid.uuid4())), metadata=tenant.md),
+    await invalid(todos.GetTodo(pb.GetTodoRequest(id=""), metadata=tenant.md), "id")
+    await invalid(todos.GetTodo(pb.GetTodoRequest(id="nope"), metadata=tenant.md), "id")
+    await fails(todos.GetTodo(pb.GetTodoRequest(id=str(uuid.uuid4())), metadata=tenant.md),
                  grpc.StatusCode.NOT_FOUND)
 
 
@@ -226,7 +214,7 @@ async def test_status_moves_only_along_the_allowed_transitions(todos, tenant, ad
                                        "AND aggregate_id = $1", t.id) >= 2
     else:
         before = await _written(admin_db, tenant.org_id)
-        err = await _fails(_move(todos, tenant, verb, t.id), grpc.StatusCode.FAILED_PRECONDITION)
+        err = await fails(_move(todos, tenant, verb, t.id), grpc.StatusCode.FAILED_PRECONDITION)
         assert error_reason(err) == "INVALID_STATUS_TRANSITION"
         assert await _written(admin_db, tenant.org_id) == before
         assert await _get(todos, tenant, t.id) == t
@@ -251,11 +239,11 @@ async def test_completion_records_who_and_when(todos, tenant, admin_db):
 @pytest.mark.parametrize("verb", ["start", "complete", "cancel"])
 async def test_moves_check_ids_and_etags(todos, tenant, admin_db, verb):
     t = await _create(todos, tenant)
-    await _invalid(_move(todos, tenant, verb, ""), "id")
-    await _invalid(_move(todos, tenant, verb, "nope"), "id")
-    await _fails(_move(todos, tenant, verb, str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND)
+    await invalid(_move(todos, tenant, verb, ""), "id")
+    await invalid(_move(todos, tenant, verb, "nope"), "id")
+    await fails(_move(todos, tenant, verb, str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND)
     before = await _written(admin_db, tenant.org_id)
-    await _fails(_move(todos, tenant, verb, t.id, 'W/"99"'), grpc.StatusCode.ABORTED)
+    await fails(_move(todos, tenant, verb, t.id, 'W/"99"'), grpc.StatusCode.ABORTED)
     assert await _written(admin_db, tenant.org_id) == before
 
 
@@ -284,9 +272,9 @@ async def test_a_stale_etag_is_aborted(todos, tenant, admin_db):
     t = await _create(todos, tenant)
     await _update(todos, tenant, todo_pb2.Todo(id=t.id, etag=t.etag, title="Second"), ["title"])
     before = await _written(admin_db, tenant.org_id)
-    await _fails(_update(todos, tenant, todo_pb2.Todo(id=t.id, etag=t.etag, title="Third"), ["title"]),
+    await fails(_update(todos, tenant, todo_pb2.Todo(id=t.id, etag=t.etag, title="Third"), ["title"]),
                  grpc.StatusCode.ABORTED)
-    await _fails(todos.DeleteTodo(pb.DeleteTodoRequest(id=t.id, etag=t.etag), metadata=tenant.md),
+    await fails(todos.DeleteTodo(pb.DeleteTodoRequest(id=t.id, etag=t.etag), metadata=tenant.md),
                  grpc.StatusCode.ABORTED)
     assert await _written(admin_db, tenant.org_id) == before
 
@@ -311,26 +299,26 @@ async def test_a_stale_etag_is_aborted(todos, tenant, admin_db):
 async def test_update_rejects_bad_input_and_writes_nothing(todos, tenant, admin_db, patch, paths, field):
     t = await _create(todos, tenant)
     before = await _written(admin_db, tenant.org_id)
-    await _invalid(_update(todos, tenant, todo_pb2.Todo(id=t.id, **patch), paths), field)
+    await invalid(_update(todos, tenant, todo_pb2.Todo(id=t.id, **patch), paths), field)
     assert await _written(admin_db, tenant.org_id) == before
 
 
 async def test_update_and_delete_bad_or_unknown_ids(todos, tenant):
-    await _invalid(_update(todos, tenant, todo_pb2.Todo(title="x"), ["title"]), "todo.id")
-    await _invalid(_update(todos, tenant, todo_pb2.Todo(id="nope", title="x"), ["title"]), "todo.id")
-    await _fails(_update(todos, tenant, todo_pb2.Todo(id=str(uuid.uuid4()), title="x"), ["title"]),
+    await invalid(_update(todos, tenant, todo_pb2.Todo(title="x"), ["title"]), "todo.id")
+    await invalid(_update(todos, tenant, todo_pb2.Todo(id="nope", title="x"), ["title"]), "todo.id")
+    await fails(_update(todos, tenant, todo_pb2.Todo(id=str(uuid.uuid4()), title="x"), ["title"]),
                  grpc.StatusCode.NOT_FOUND)
-    await _invalid(todos.DeleteTodo(pb.DeleteTodoRequest(id=""), metadata=tenant.md), "id")
-    await _invalid(todos.DeleteTodo(pb.DeleteTodoRequest(id="nope"), metadata=tenant.md), "id")
-    await _fails(todos.DeleteTodo(pb.DeleteTodoRequest(id=str(uuid.uuid4())), metadata=tenant.md),
+    await invalid(todos.DeleteTodo(pb.DeleteTodoRequest(id=""), metadata=tenant.md), "id")
+    await invalid(todos.DeleteTodo(pb.DeleteTodoRequest(id="nope"), metadata=tenant.md), "id")
+    await fails(todos.DeleteTodo(pb.DeleteTodoRequest(id=str(uuid.uuid4())), metadata=tenant.md),
                  grpc.StatusCode.NOT_FOUND)
 
 
 async def test_delete_removes_the_todo(todos, tenant, admin_db):
     t = await _create(todos, tenant)
     await todos.DeleteTodo(pb.DeleteTodoRequest(id=t.id, etag=t.etag), metadata=tenant.md)
-    await _fails(todos.GetTodo(pb.GetTodoRequest(id=t.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
-    await _fails(todos.DeleteTodo(pb.DeleteTodoRequest(id=t.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
+    await fails(todos.GetTodo(pb.GetTodoRequest(id=t.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
+    await fails(todos.DeleteTodo(pb.DeleteTodoRequest(id=t.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
     assert (await _written(admin_db, tenant.org_id))["todos"] == 0
     assert await admin_db.fetchval("SELECT count(*) FROM crm.outbox WHERE routing_key = 'crm.audit.recorded' "
                                    "AND aggregate_id = $1", t.id) == 2
@@ -356,9 +344,9 @@ async def test_list_orders_by_due_date_then_create_time_and_pages(todos, tenant)
     assert seen == expected and pages == 2
     resp = await _list(todos, tenant, page_size=1)
     assert len(resp.todos) == 1 and resp.next_page_token
-    await _invalid(_list(todos, tenant, page_token=resp.next_page_token, status=PENDING), "page_token")
-    await _invalid(_list(todos, tenant, page_token="garbage"), "page_token")
-    await _invalid(_list(todos, tenant, page_size=-1), "page_size")
+    await invalid(_list(todos, tenant, page_token=resp.next_page_token, status=PENDING), "page_token")
+    await invalid(_list(todos, tenant, page_token="garbage"), "page_token")
+    await invalid(_list(todos, tenant, page_size=-1), "page_size")
     assert len(made) == 6
 
 
@@ -397,7 +385,7 @@ async def test_list_filters(todos, projects, stubs, tenant):
     ({"due_after": date_pb2.Date(year=2026, month=0, day=1)}, "due_after"),
 ])
 async def test_list_rejects_bad_filters(todos, tenant, kw, field):
-    await _invalid(_list(todos, tenant, **kw), field)
+    await invalid(_list(todos, tenant, **kw), field)
 
 
 # -- tenancy, merges -----------------------------------------------------------------------------
@@ -416,22 +404,22 @@ async def test_another_tenant_sees_and_touches_nothing(todos, projects, stubs, t
                  _move(todos, other_tenant, "complete", t.id),
                  _move(todos, other_tenant, "cancel", t.id),
                  todos.DeleteTodo(pb.DeleteTodoRequest(id=t.id), metadata=md)):
-        await _fails(call, grpc.StatusCode.NOT_FOUND)
+        await fails(call, grpc.StatusCode.NOT_FOUND)
     assert not (await _list(todos, other_tenant)).todos
     assert not (await _list(todos, other_tenant, donor_id=donor.id)).todos
     assert not (await _list(todos, other_tenant, project_id=project.id)).todos
-    await _invalid(todos.CreateTodo(_new(donor_id=donor.id), metadata=md), "todo.donor_id")
-    await _invalid(todos.CreateTodo(_new(project_id=project.id), metadata=md), "todo.project_id")
+    await invalid(todos.CreateTodo(_new(donor_id=donor.id), metadata=md), "todo.donor_id")
+    await invalid(todos.CreateTodo(_new(project_id=project.id), metadata=md), "todo.project_id")
     mine = await _create(todos, other_tenant)
-    await _invalid(_update(todos, other_tenant, todo_pb2.Todo(id=mine.id, donor_id=donor.id), ["donor_id"]),
+    await invalid(_update(todos, other_tenant, todo_pb2.Todo(id=mine.id, donor_id=donor.id), ["donor_id"]),
                    "todo.donor_id")
-    await _invalid(_update(todos, other_tenant, todo_pb2.Todo(id=mine.id, project_id=project.id), ["project_id"]),
+    await invalid(_update(todos, other_tenant, todo_pb2.Todo(id=mine.id, project_id=project.id), ["project_id"]),
                    "todo.project_id")
     assert await _written(admin_db, tenant.org_id) == before
     assert (await _written(admin_db, other_tenant.org_id))["todos"] == theirs_before["todos"] + 1
     # the caller's token for its own tenant does not reach the other tenant
     wrong = (("authorization", f"Bearer {tenant.access_token}"), ("x-tenant-id", other_tenant.org_id))
-    await _fails(todos.GetTodo(pb.GetTodoRequest(id=mine.id), metadata=wrong), grpc.StatusCode.PERMISSION_DENIED)
+    await fails(todos.GetTodo(pb.GetTodoRequest(id=mine.id), metadata=wrong), grpc.StatusCode.PERMISSION_DENIED)
 
 
 async def test_merging_donors_moves_their_todos(todos, stubs, tenant):

@@ -13,9 +13,9 @@ from chassis.convert import date as date_pb
 from chassis.convert import money
 from chassis.db import Database
 from chassis.errors import InvalidArgument, NotFound, Violations
+from chassis.ids import parse_id
 from services.crm.domain import donations as rules
 from services.crm.domain import projects as project_rules
-from services.crm.handlers.donors import parse_id
 from services.crm.store import donations as store
 from services.crm.store import projects as project_store
 

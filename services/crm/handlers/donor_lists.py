@@ -9,6 +9,7 @@ from chassis import paging
 from chassis.audit import ReadAudit
 from chassis.db import Database
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
+from chassis.ids import parse_id
 from services.crm.domain import donor_lists as rules
 from services.crm.store import donor_lists as store
 
@@ -17,13 +18,6 @@ def _audited(row: dict) -> dict:
     return {k: row.get(k) for k in ("name", "description", "type", "filters")}
 
 
-def _parse_id(value: str, field: str) -> uuid.UUID:
-    if not value:
-        raise InvalidArgument.field(field, "is required")
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument.field(field, "is not a valid id") from None
 
 
 def _actor(principal_id: str | None) -> uuid.UUID | None:
@@ -76,7 +70,7 @@ async def create_list(db: Database, org: uuid.UUID, fields: rules.ListFields, re
 
 
 async def get_list(db: Database, org: uuid.UUID, list_id: str) -> dict:
-    lid = _parse_id(list_id, "id")
+    lid = parse_id(list_id, "id")
     async with db.unit_of_work(org) as uow:
         return await _with_count(uow.conn, org, await _live(uow.conn, org, lid, list_id))
 
@@ -109,7 +103,7 @@ async def list_lists(db: Database, org: uuid.UUID, page_size: int, page_token: s
 
 async def update_list(db: Database, org: uuid.UUID, list_id: str, etag: str, patch: rules.ListFields,
                       mask: list[str]) -> dict:
-    lid = _parse_id(list_id, "donor_list.id")
+    lid = parse_id(list_id, "donor_list.id")
     v = Violations()
     async with db.unit_of_work(org) as uow:
         row = await _live(uow.conn, org, lid, list_id, for_update=True)
@@ -136,7 +130,7 @@ async def update_list(db: Database, org: uuid.UUID, list_id: str, etag: str, pat
 
 
 async def delete_list(db: Database, org: uuid.UUID, list_id: str, etag: str) -> dict:
-    lid = _parse_id(list_id, "id")
+    lid = parse_id(list_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await _live(uow.conn, org, lid, list_id, for_update=True)
         _check_etag(row, etag, "etag")
@@ -147,7 +141,7 @@ async def delete_list(db: Database, org: uuid.UUID, list_id: str, etag: str) -> 
 
 async def _change_members(db: Database, org: uuid.UUID, list_id: str, donor_ids: list[str], *, add: bool,
                           principal_id: str | None) -> tuple[dict, int]:
-    lid = _parse_id(list_id, "list_id")
+    lid = parse_id(list_id, "list_id")
     v = Violations()
     ids = rules.parse_donor_ids(donor_ids, "donor_ids", v)
     v.raise_if_any()
@@ -185,7 +179,7 @@ async def remove_members(db: Database, org: uuid.UUID, list_id: str, donor_ids: 
 
 async def list_members(db: Database, reads: ReadAudit, org: uuid.UUID, list_id: str, page_size: int,
                        page_token: str) -> tuple[list[dict], str]:
-    lid = _parse_id(list_id, "list_id")
+    lid = parse_id(list_id, "list_id")
     size = paging.page_size(page_size)
     fp = paging.fingerprint("donor_list_members", str(lid))
     after = _decode_time_id(page_token, fp)

@@ -10,19 +10,13 @@ from chassis import paging
 from chassis.audit import ReadAudit
 from chassis.db import Database
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
+from chassis.ids import parse_id
 from services.crm.domain import donors as rules
 from services.crm.domain.donor_matching import check_restorable
 from services.crm.domain.journeys import stage_ids
 from services.crm.store import donor_matching as matching_store
 from services.crm.store import donors as store
 from services.crm.store import journeys as journey_store
-
-
-def parse_id(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument.field(field, "is not a valid id") from None
 
 
 async def _stages(uow, org: uuid.UUID) -> set[str]:

@@ -12,8 +12,8 @@ from chassis import paging
 from chassis.audit import ReadAudit
 from chassis.db import Database
 from chassis.errors import InvalidArgument, NotFound, Violations
+from chassis.ids import parse_id
 from services.crm.domain import insight as rules
-from services.crm.handlers.donors import parse_id
 from services.crm.store import insight as store
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from chassis import paging
 from chassis.db import Database
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
+from chassis.ids import parse_id
 from services.crm.domain import projects as rules
 from services.crm.store import projects as store
 
@@ -19,13 +20,6 @@ def _audited(row: dict) -> dict:
     return {k: row.get(k) for k in _AUDITED}
 
 
-def _parse_id(value: str, field: str) -> uuid.UUID:
-    if not value:
-        raise InvalidArgument.field(field, "is required")
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument.field(field, "is not a valid id") from None
 
 
 def _check_etag(row: dict, etag: str, field: str) -> None:
@@ -53,7 +47,7 @@ async def create_project(db: Database, org: uuid.UUID, fields: rules.ProjectFiel
 
 
 async def get_project(db: Database, org: uuid.UUID, project_id: str) -> dict:
-    pid = _parse_id(project_id, "id")
+    pid = parse_id(project_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await store.get(uow.conn, org, pid)
     if row is None:
@@ -82,7 +76,7 @@ async def list_projects(db: Database, org: uuid.UUID, status: str | None, page_s
 
 async def update_project(db: Database, org: uuid.UUID, project_id: str, etag: str, patch: rules.ProjectFields,
                          mask: list[str]) -> dict:
-    pid = _parse_id(project_id, "project.id")
+    pid = parse_id(project_id, "project.id")
     v = Violations()
     attrs = rules.expand_mask(mask, "update_mask", v)
     v.raise_if_any()
@@ -108,7 +102,7 @@ async def update_project(db: Database, org: uuid.UUID, project_id: str, etag: st
 
 
 async def delete_project(db: Database, org: uuid.UUID, project_id: str, etag: str) -> dict:
-    pid = _parse_id(project_id, "id")
+    pid = parse_id(project_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await store.get_for_update(uow.conn, org, pid)
         if row is None:

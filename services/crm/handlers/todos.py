@@ -9,6 +9,7 @@ from datetime import date, datetime
 from chassis import paging
 from chassis.db import Database
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
+from chassis.ids import parse_id
 from services.crm.domain import todos as rules
 from services.crm.store import todos as store
 
@@ -20,13 +21,6 @@ def _audited(row: dict) -> dict:
     return {k: row.get(k) for k in _AUDITED}
 
 
-def _parse_id(value: str, field: str) -> uuid.UUID:
-    if not value:
-        raise InvalidArgument.field(field, "is required")
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument.field(field, "is not a valid id") from None
 
 
 def _optional_id(value: str, field: str, v: Violations) -> uuid.UUID | None:
@@ -86,7 +80,7 @@ async def create_todo(db: Database, org: uuid.UUID, caller: str, fields: rules.T
 
 
 async def get_todo(db: Database, org: uuid.UUID, todo_id: str) -> dict:
-    tid = _parse_id(todo_id, "id")
+    tid = parse_id(todo_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await store.get(uow.conn, org, tid)
     if row is None:
@@ -125,7 +119,7 @@ async def list_todos(db: Database, org: uuid.UUID, *, assignee_id: str, donor_id
 
 async def update_todo(db: Database, org: uuid.UUID, todo_id: str, etag: str, patch: rules.TodoFields,
                       mask: list[str]) -> dict:
-    tid = _parse_id(todo_id, "todo.id")
+    tid = parse_id(todo_id, "todo.id")
     v = Violations()
     attrs = rules.expand_mask(mask, "update_mask", v)
     v.raise_if_any()
@@ -149,7 +143,7 @@ async def update_todo(db: Database, org: uuid.UUID, todo_id: str, etag: str, pat
 
 async def move_todo(db: Database, org: uuid.UUID, caller: str, verb: str, todo_id: str, etag: str) -> dict:
     """StartTodo, CompleteTodo, CancelTodo: completing records the caller and the time."""
-    tid = _parse_id(todo_id, "id")
+    tid = parse_id(todo_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await store.get(uow.conn, org, tid, for_update=True)
         if row is None:
@@ -165,7 +159,7 @@ async def move_todo(db: Database, org: uuid.UUID, caller: str, verb: str, todo_i
 
 
 async def delete_todo(db: Database, org: uuid.UUID, todo_id: str, etag: str) -> None:
-    tid = _parse_id(todo_id, "id")
+    tid = parse_id(todo_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await store.get(uow.conn, org, tid, for_update=True)
         if row is None:
