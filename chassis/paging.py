@@ -51,3 +51,23 @@ def decode(token: str, fp: str, field: str = "page_token") -> list[Any] | None:
     if data.get("f") != fp:
         raise InvalidArgument.field(field, "was issued for a request with other filters or ordering")
     return key
+
+
+def decode_keyset(token: str, fp: str, *parsers: Any, field: str = "page_token") -> list[Any] | None:
+    """decode(), then each key part through its parser (datetime.fromisoformat, uuid.UUID...)."""
+    key = decode(token, fp, field)
+    if key is None:
+        return None
+    try:
+        return [parse(value) for parse, value in zip(parsers, key, strict=True)]
+    except (ValueError, TypeError):
+        raise InvalidArgument.field(field, "is not a page token this method issued") from None
+
+
+def trim(rows: list[Any], size: int, key: Any, fp: str) -> tuple[list[Any], str]:
+    """Rows fetched with limit size + 1: the page and the token after its last row ("" at the end)."""
+    if len(rows) <= size:
+        return rows, ""
+    rows = rows[:size]
+    last = [v.isoformat() if hasattr(v, "isoformat") else str(v) for v in key(rows[-1])]
+    return rows, encode(last, fp)

@@ -86,18 +86,9 @@ async def list_donations(db: Database, reads: ReadAudit, org: uuid.UUID, donor_i
     size = paging.page_size(page_size)
     did = parse_id(donor_id, "donor_id") if donor_id else None
     fp = paging.fingerprint("donations", donor_id)
-    after = paging.decode(page_token, fp)
-    if after is not None:
-        try:
-            after = [date.fromisoformat(after[0]), uuid.UUID(after[1])]
-        except (ValueError, TypeError, IndexError):
-            raise InvalidArgument.field("page_token", "is not a page token this method issued") from None
+    after = paging.decode_keyset(page_token, fp, date.fromisoformat, uuid.UUID)
     async with db.unit_of_work(org) as uow:
         rows = await store.page(uow.conn, org, donor_id=did, after=after, limit=size + 1)
     # Gifts are donor financial data: the read is audited (in a batch).
     reads.record("crm.donation.list", "donor", str(did) if did else "", after={"returned": min(len(rows), size)})
-    token = ""
-    if len(rows) > size:
-        rows = rows[:size]
-        token = paging.encode([rows[-1]["date"].isoformat(), str(rows[-1]["id"])], fp)
-    return rows, token
+    return paging.trim(rows, size, lambda r: (r["date"], r["id"]), fp)

@@ -141,20 +141,10 @@ class Members:
     async def list_members(self, org: uuid.UUID, page_size: int, page_token: str) -> tuple[list[dict], str]:
         size = paging.page_size(page_size)
         fp = paging.fingerprint("members")
-        key = paging.decode(page_token, fp)
-        after = None
-        if key is not None:
-            try:
-                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
-            except (ValueError, TypeError, IndexError):
-                raise InvalidArgument.field("page_token", "is not a page token this method issued") from None
+        after = paging.decode_keyset(page_token, fp, datetime.fromisoformat, uuid.UUID)
         async with self.db.unit_of_work(org) as uow:
-            rows = await store.page_members(uow.conn, org, after, size + 1)
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = paging.encode([rows[-1]["created_at"].isoformat(), str(rows[-1]["user_id"])], fp)
-        return rows, token
+            rows = await store.page_members(uow.conn, org, tuple(after) if after else None, size + 1)
+        return paging.trim(rows, size, lambda r: (r["created_at"], r["user_id"]), fp)
 
     async def update_member(self, principal: Principal, org: uuid.UUID, *, user_id: str, role: str,
                             overrides: tuple[list[str], list[str]] | None, etag: str) -> dict:
@@ -299,20 +289,10 @@ class Members:
     async def list_invitations(self, org: uuid.UUID, page_size: int, page_token: str) -> tuple[list[dict], str]:
         size = paging.page_size(page_size)
         fp = paging.fingerprint("invitations")
-        key = paging.decode(page_token, fp)
-        after = None
-        if key is not None:
-            try:
-                after = (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
-            except (ValueError, TypeError, IndexError):
-                raise InvalidArgument.field("page_token", "is not a page token this method issued") from None
+        after = paging.decode_keyset(page_token, fp, datetime.fromisoformat, uuid.UUID)
         async with self.db.unit_of_work(org) as uow:
-            rows = await store.page_invitations(uow.conn, org, after, size + 1)
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = paging.encode([rows[-1]["created_at"].isoformat(), str(rows[-1]["id"])], fp)
-        return rows, token
+            rows = await store.page_invitations(uow.conn, org, tuple(after) if after else None, size + 1)
+        return paging.trim(rows, size, lambda r: (r["created_at"], r["id"]), fp)
 
     async def revoke_invitation(self, org: uuid.UUID, invitation_id: str) -> dict:
         iid = parse_id(invitation_id, "id")
