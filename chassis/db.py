@@ -305,6 +305,12 @@ class UnitOfWork:
         return self.publish(f"{self._schema}.audit.recorded", event, aggregate_type=resource_type,
                             aggregate_id=resource_id or "-", occurred_at=occurred_at)
 
+    def audit_change(self, action: str, resource_type: str, resource_id: str, old: dict, new: dict) -> str:
+        """Audit an update with only the fields that changed, before and after."""
+        changed = [k for k in new if new[k] != old.get(k)]
+        return self.audit(action, resource_type, resource_id, before={k: old.get(k) for k in changed},
+                          after={k: new[k] for k in changed})
+
     async def _flush_events(self) -> None:
         """Every queued event and the relay's wake-up call, in one round trip."""
         rows = self._events

@@ -122,10 +122,7 @@ async def update_list(db: Database, org: uuid.UUID, list_id: str, etag: str, pat
         _check_etag(row, etag, "donor_list.etag")
         await store.update(uow.conn, org, lid, values)
         updated = await store.get(uow.conn, org, lid)
-        old, new = _audited(row), _audited(updated)
-        changed = [k for k in new if new[k] != old[k]]
-        uow.audit("crm.donor_list.update", "donor_list", str(lid), before={k: old[k] for k in changed},
-                  after={k: new[k] for k in changed})
+        uow.audit_change("crm.donor_list.update", "donor_list", str(lid), _audited(row), _audited(updated))
         return await _with_count(uow.conn, org, updated)
 
 

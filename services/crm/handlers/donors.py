@@ -124,10 +124,7 @@ async def update_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str, p
         clean = rules.normalize(merged, "donor", v, await _stages(uow, org))
         v.raise_if_any()
         updated = await store.update(uow.conn, org, did, clean.as_dict())
-        old, new = _audited(row), _audited(updated)
-        changed = [k for k in new if new[k] != old[k]]
-        uow.audit("crm.donor.update", "donor", str(did), before={k: old[k] for k in changed},
-                  after={k: new[k] for k in changed})
+        uow.audit_change("crm.donor.update", "donor", str(did), _audited(row), _audited(updated))
         return updated
 
 

@@ -94,10 +94,7 @@ async def update_project(db: Database, org: uuid.UUID, project_id: str, etag: st
         rules.check_status_change(row["status"], clean.status, project_id)
         await store.update(uow.conn, org, pid, clean.as_dict())
         updated = await store.get(uow.conn, org, pid)
-        old, new = _audited(row), _audited(updated)
-        changed = [k for k in new if new[k] != old[k]]
-        uow.audit("crm.project.update", "project", str(pid), before={k: old[k] for k in changed},
-                  after={k: new[k] for k in changed})
+        uow.audit_change("crm.project.update", "project", str(pid), _audited(row), _audited(updated))
         return updated
 
 

@@ -134,10 +134,7 @@ async def update_todo(db: Database, org: uuid.UUID, todo_id: str, etag: str, pat
         await _check_links(uow.conn, org, clean, v, attrs=attrs)
         await store.update(uow.conn, org, tid, clean.as_dict())
         updated = await store.get(uow.conn, org, tid)
-        old, new = _audited(row), _audited(updated)
-        changed = [k for k in new if new[k] != old[k]]
-        uow.audit("crm.todo.update", "todo", str(tid), before={k: old[k] for k in changed},
-                  after={k: new[k] for k in changed})
+        uow.audit_change("crm.todo.update", "todo", str(tid), _audited(row), _audited(updated))
         return updated
 
 
