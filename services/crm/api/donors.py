@@ -41,12 +41,14 @@ def fields_from_proto(d: donor_pb2.Donor) -> rules.DonorFields:
         last_contact_at=from_timestamp(d.last_contact_time) if d.HasField("last_contact_time") else None,
         notes=d.notes, tags=list(d.tags),
         custom_fields=MessageToDict(d.custom_fields) if d.HasField("custom_fields") else {},
+        formal_salutation=d.formal_salutation, informal_salutation=d.informal_salutation,
     )
 
 
 def donor_to_proto(row: dict) -> donor_pb2.Donor:
     custom = struct_pb2.Struct()
     custom.update(row["custom_fields"] or {})
+    formal, informal = rules.salutations_of(row)
     return donor_pb2.Donor(
         id=str(row["id"]), organization_id=str(row["organization_id"]), external_id=row["external_id"] or "",
         type=_TYPE_OUT[row["donor_type"]], first_name=row["first_name"], last_name=row["last_name"],
@@ -67,6 +69,7 @@ def donor_to_proto(row: dict) -> donor_pb2.Donor:
         ],
         create_time=timestamp(row["created_at"]), update_time=timestamp(row["updated_at"]),
         delete_time=timestamp(row["deleted_at"]), etag=etag(row["version"]),
+        formal_salutation=formal, informal_salutation=informal,
     )
 
 

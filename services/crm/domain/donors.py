@@ -11,6 +11,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from chassis.errors import Violations
+from services.crm.domain import salutations
 
 INDIVIDUAL = "individual"
 COUPLE = "couple"
@@ -27,6 +28,7 @@ WRITABLE = (
     "spouse_first_name", "spouse_last_name", "spouse_email",
     "address.street", "address.city", "address.state", "address.postal_code", "address.country",
     "journey_stage", "ai_classification", "last_contact_time", "notes", "tags", "custom_fields",
+    "formal_salutation", "informal_salutation",
 )
 
 
@@ -54,6 +56,9 @@ class DonorFields:
     notes: str | None = None
     tags: list[str] = field(default_factory=list)
     custom_fields: dict[str, Any] = field(default_factory=dict)
+    # The donor's own salutations; None means derived from the names (domain.salutations).
+    formal_salutation: str | None = None
+    informal_salutation: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -68,6 +73,7 @@ PATH_TO_ATTR = {
     "address.postal_code": "address_zip", "address.country": "address_country",
     "journey_stage": "journey_stage", "ai_classification": "ai_classification",
     "last_contact_time": "last_contact_at", "notes": "notes", "tags": "tags", "custom_fields": "custom_fields",
+    "formal_salutation": "formal_salutation", "informal_salutation": "informal_salutation",
 }
 
 
@@ -174,7 +180,28 @@ def normalize(d: DonorFields, prefix: str, v: Violations, stages: set[str]) -> D
         v.add(f"{p}tags", f"at most {MAX_TAGS} tags")
     out.tags = tags
     out.custom_fields = dict(d.custom_fields or {})
+    names = names_of(out)
+    for attr, derive in (("formal_salutation", salutations.formal), ("informal_salutation", salutations.informal)):
+        value = salutations.stored(getattr(d, attr), derive(names))
+        if value and len(value) > salutations.MAX_SALUTATION:
+            v.add(f"{p}{attr}", f"must be at most {salutations.MAX_SALUTATION} characters")
+        setattr(out, attr, value)
     return out
+
+
+def names_of(d: Any) -> salutations.Names:
+    """The names salutations are made of, from DonorFields or a stored donor row."""
+    get = d.get if isinstance(d, dict) else lambda k: getattr(d, k)
+    return salutations.Names(
+        first=get("first_name") or "", last=get("last_name") or "", spouse_first=get("spouse_first_name") or "",
+        spouse_last=get("spouse_last_name") or "", couple=get("donor_type") == COUPLE)
+
+
+def salutations_of(row: dict) -> tuple[str, str]:
+    """A stored donor's formal and informal salutation: its own, else derived."""
+    names = names_of(row)
+    return (row.get("formal_salutation") or salutations.formal(names),
+            row.get("informal_salutation") or salutations.informal(names))
 
 
 def etag(version: int) -> str:

@@ -122,6 +122,9 @@ async def update_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str, p
         current = _fields_of(row)
         merged = replace(current, **{a: getattr(patch, a) for a in attrs})
         clean = rules.normalize(merged, "donor", v, await _stages(uow, org))
+        if clean.journey_stage != row["journey_stage"]:
+            # A stage changes along the journey's transitions, with a reason and a history entry.
+            v.add("donor.journey_stage", "changes only through JourneyService.MoveDonorStage")
         v.raise_if_any()
         updated = await store.update(uow.conn, org, did, clean.as_dict())
         uow.audit_change("crm.donor.update", "donor", str(did), _audited(row), _audited(updated))
@@ -158,6 +161,7 @@ _AUDITED = (
     "external_id", "donor_type", "first_name", "last_name", "email", "phone", "spouse_first_name",
     "spouse_last_name", "spouse_email", "address_street", "address_city", "address_state", "address_zip",
     "address_country", "journey_stage", "ai_classification", "last_contact_at", "notes", "tags", "custom_fields",
+    "formal_salutation", "informal_salutation",
 )
 
 
@@ -174,5 +178,6 @@ def _fields_of(row: dict) -> rules.DonorFields:
         address_state=row["address_state"], address_zip=row["address_zip"], address_country=row["address_country"],
         journey_stage=row["journey_stage"], ai_classification=row["ai_classification"],
         last_contact_at=row["last_contact_at"], notes=row["notes"], tags=list(row["tags"] or []),
-        custom_fields=row["custom_fields"] or {},
+        custom_fields=row["custom_fields"] or {}, formal_salutation=row.get("formal_salutation"),
+        informal_salutation=row.get("informal_salutation"),
     )

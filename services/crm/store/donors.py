@@ -22,12 +22,14 @@ _COLUMNS = (
     "d.id, d.organization_id, d.external_id, d.donor_type, d.first_name, d.last_name, d.email, d.phone, "
     "d.spouse_first_name, d.spouse_last_name, d.spouse_email, d.address_street, d.address_city, "
     "d.address_state, d.address_zip, d.address_country, d.journey_stage, d.ai_classification, "
-    "d.last_contact_at, d.notes, d.tags, d.custom_fields, d.version, d.created_at, d.updated_at, d.deleted_at"
+    "d.last_contact_at, d.notes, d.tags, d.custom_fields, d.formal_salutation, d.informal_salutation, "
+    "d.version, d.created_at, d.updated_at, d.deleted_at"
 )
 _WRITE_COLUMNS = (
     "external_id", "donor_type", "first_name", "last_name", "email", "phone", "spouse_first_name",
     "spouse_last_name", "spouse_email", "address_street", "address_city", "address_state", "address_zip",
     "address_country", "journey_stage", "ai_classification", "last_contact_at", "notes", "tags", "custom_fields",
+    "formal_salutation", "informal_salutation",
 )
 
 _GET = text(f"SELECT {_COLUMNS}, {_GIVING} FROM crm.donors d "
