@@ -94,7 +94,7 @@ def _conf(value):
 async def test_create_and_get_a_todo(todos, projects, stubs, tenant, admin_db):
     donor = await _donor(stubs, tenant)
     project = await _project(projects, tenant)
-    assignee = str(uuid.uuid4())
+    assignee = tenant.user_id  # the caller may always assign to themself (other members: test_todo_assignee.py)
     t = await _create(todos, tenant, title="  Thank   Ada ", description=" For the gift ", due_date=day(2026, 12, 1),
                       priority=HIGH, donor_id=donor.id, project_id=project.id, assignee_id=assignee)
     assert (t.title, t.description, t.due_date, t.priority, t.status) == (
@@ -149,6 +149,7 @@ async def test_a_retried_create_with_request_id_returns_the_first_todo(todos, te
     ({"project_id": "nope"}, "todo.project_id"),
     ({"project_id": "00000000-0000-0000-0000-000000000009"}, "todo.project_id"),
     ({"assignee_id": "someone"}, "todo.assignee_id"),
+    ({"assignee_id": "00000000-0000-0000-0000-000000000009"}, "todo.assignee_id"),
     ({"ai_confidence": _conf("0.5")}, "todo.ai_confidence"),
     ({"ai_reasoning": "because"}, "todo.ai_reasoning"),
     ({"is_ai_generated": True, "ai_confidence": _conf("1.01")}, "todo.ai_confidence"),
@@ -221,7 +222,7 @@ async def test_status_moves_only_along_the_allowed_transitions(todos, tenant, ad
 
 
 async def test_completion_records_who_and_when(todos, tenant, admin_db):
-    assignee = str(uuid.uuid4())
+    assignee = tenant.user_id
     t = await _in_status(todos, tenant, IN_PROGRESS)
     t = (await _update(todos, tenant, todo_pb2.Todo(id=t.id, assignee_id=assignee), ["assignee_id"])).todo
     done = (await _move(todos, tenant, "complete", t.id)).todo
@@ -290,6 +291,7 @@ async def test_a_stale_etag_is_aborted(todos, tenant, admin_db):
     ({"project_id": "nope"}, ["project_id"], "todo.project_id"),
     ({"project_id": "00000000-0000-0000-0000-000000000009"}, ["project_id"], "todo.project_id"),
     ({"assignee_id": "x"}, ["assignee_id"], "todo.assignee_id"),
+    ({"assignee_id": "00000000-0000-0000-0000-000000000009"}, ["assignee_id"], "todo.assignee_id"),
     ({"title": ""}, [], "todo.title"),
     ({"status": COMPLETED}, ["status"], "update_mask"),
     ({"is_ai_generated": True}, ["is_ai_generated"], "update_mask"),
@@ -353,7 +355,7 @@ async def test_list_orders_by_due_date_then_create_time_and_pages(todos, tenant)
 async def test_list_filters(todos, projects, stubs, tenant):
     donor, other_donor = await _donor(stubs, tenant), await _donor(stubs, tenant, first_name="Bo")
     project = await _project(projects, tenant)
-    alice = str(uuid.uuid4())
+    alice = tenant.user_id
     a = await _create(todos, tenant, title="a", donor_id=donor.id, assignee_id=alice, due_date=day(2026, 1, 10))
     b = await _create(todos, tenant, title="b", donor_id=other_donor.id, project_id=project.id,
                       due_date=day(2026, 2, 10))

@@ -29,6 +29,14 @@ MAX_TITLE = 500
 MAX_TEXT = 20_000
 MAX_REQUEST_ID = 100
 
+# Who may be assigned a todo: an active member of the organization (crm.members, a replica kept
+# from identity's events), or the caller themself (their membership may not have arrived yet).
+# A todo keeps its assignee when the assignee later leaves; only a new assignment is checked.
+NOT_AN_ACTIVE_MEMBER = "is not an active member of the organization"
+# identity.membership.changed `change` -> whether the member is active afterwards. None: the
+# change says nothing about it (role_changed is also sent for suspended members).
+ACTIVE_AFTER_CHANGE = {"reactivated": True, "suspended": False, "removed": False, "role_changed": None}
+
 # UpdateTodo field-mask paths -> TodoFields attributes.
 PATH_TO_ATTR = {
     "title": "title", "description": "description", "due_date": "due_date", "priority": "priority",
@@ -150,6 +158,21 @@ def check_confidence(value: str, is_ai_generated: bool, path: str, v: Violations
         v.add(path, "must have at most two decimal places")
         return None
     return d.quantize(Decimal("0.01"))
+
+
+def assignee_to_check(new: str | None, current: str | None, caller: str | None) -> uuid.UUID | None:
+    """The assignee whose active membership must be checked, or None: no assignee, the one the
+    todo already has (kept even if they left since), or the caller themself."""
+    if not new:
+        return None
+    assignee = uuid.UUID(new)
+    for same in (current, caller):
+        try:
+            if same and uuid.UUID(same) == assignee:
+                return None
+        except ValueError:
+            continue
+    return assignee
 
 
 def check_creatable_status(status: str | None, path: str, v: Violations) -> None:

@@ -6,11 +6,12 @@ import uuid
 from dataclasses import replace
 from datetime import date, datetime
 
-from chassis import paging
-from chassis.db import Database
+from chassis import context, paging
+from chassis.db import Database, UnitOfWork
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
 from chassis.ids import parse_id
 from services.crm.domain import todos as rules
+from services.crm.store import members as members_store
 from services.crm.store import todos as store
 
 _AUDITED = ("title", "description", "due_date", "priority", "status", "donor_id", "project_id", "assigned_to",
@@ -21,6 +22,12 @@ def _audited(row: dict) -> dict:
     return {k: row.get(k) for k in _AUDITED}
 
 
+def _self_assigner() -> str | None:
+    """The calling user, who may always assign a todo to themself: their own membership event
+    may not have reached crm yet (a new owner's first call). Not a service account."""
+    ctx = context.current_or_none()
+    principal = ctx.principal if ctx else None
+    return principal.subject if principal is not None and principal.kind == "user" else None
 
 
 def _optional_id(value: str, field: str, v: Violations) -> uuid.UUID | None:
@@ -45,13 +52,19 @@ def _check_etag(row: dict, etag: str, field: str) -> None:
         raise Aborted(f"the todo changed since it was read ({field} is stale); read it again", reason="ETAG_MISMATCH")
 
 
-async def _check_links(conn, org: uuid.UUID, clean: rules.CleanTodo, v: Violations, *, attrs: list[str]) -> None:
-    """donor_id and project_id must name live rows of this organization."""
+async def _check_links(conn, org: uuid.UUID, clean: rules.CleanTodo, v: Violations, *, attrs: list[str],
+                       current_assignee: str | None = None) -> None:
+    """donor_id and project_id must name live rows of this organization; a new assignee must
+    be an active member of it (or the caller)."""
     if "donor_id" in attrs and clean.donor_id and not await store.donor_is_live(conn, org, uuid.UUID(clean.donor_id)):
         v.add("todo.donor_id", "no such donor")
     if ("project_id" in attrs and clean.project_id
             and not await store.project_is_live(conn, org, uuid.UUID(clean.project_id))):
         v.add("todo.project_id", "no such project")
+    if "assigned_to" in attrs:
+        assignee = rules.assignee_to_check(clean.assigned_to, current_assignee, _self_assigner())
+        if assignee is not None and not await members_store.is_active(conn, org, assignee):
+            v.add("todo.assignee_id", rules.NOT_AN_ACTIVE_MEMBER)
     v.raise_if_any()
 
 
@@ -68,7 +81,7 @@ async def create_todo(db: Database, org: uuid.UUID, caller: str, fields: rules.T
             earlier = await store.id_by_request_id(uow.conn, org, request_id)
             if earlier is not None:
                 return await store.get(uow.conn, org, earlier)
-        await _check_links(uow.conn, org, clean, v, attrs=["donor_id", "project_id"])
+        await _check_links(uow.conn, org, clean, v, attrs=["donor_id", "project_id", "assigned_to"])
         todo_id = uuid.uuid4()
         if not await store.insert(uow.conn, org, todo_id, clean.as_dict(), _caller_id(caller), request_id or None):
             # AIP-155: a concurrent request with this id won; return its todo
@@ -131,7 +144,8 @@ async def update_todo(db: Database, org: uuid.UUID, todo_id: str, etag: str, pat
         merged = replace(_fields_of(row), problems=patch.problems, **{a: getattr(patch, a) for a in attrs})
         clean = rules.normalize(merged, "todo", v, attrs=attrs)
         v.raise_if_any()
-        await _check_links(uow.conn, org, clean, v, attrs=attrs)
+        await _check_links(uow.conn, org, clean, v, attrs=attrs,
+                           current_assignee=str(row["assigned_to"]) if row["assigned_to"] else None)
         await store.update(uow.conn, org, tid, clean.as_dict())
         updated = await store.get(uow.conn, org, tid)
         uow.audit_change("crm.todo.update", "todo", str(tid), _audited(row), _audited(updated))
@@ -172,3 +186,13 @@ def _fields_of(row: dict) -> rules.TodoFields:
         donor_id=str(row["donor_id"] or ""), project_id=str(row["project_id"] or ""),
         assigned_to=str(row["assigned_to"] or ""),
     )
+
+
+async def record_member(uow: UnitOfWork, organization_id: str, user_id: str, *, active: bool,
+                        event_time: datetime) -> bool:
+    """Keep crm.members (who may be assigned todos) from one of identity's membership events of
+    uow's tenant; an event older than the one that last set the member changes nothing."""
+    if uuid.UUID(organization_id) != uow.tenant_id:
+        raise ValueError(f"the event's organization {organization_id} is not its tenant {uow.tenant_id}")
+    return await members_store.record(uow.conn, uow.tenant_id, uuid.UUID(user_id), active=active,
+                                      event_time=event_time)

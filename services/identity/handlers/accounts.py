@@ -23,6 +23,18 @@ from services.identity.handlers.throttle import SIGNED_IN, LoginThrottle, audit_
 from services.identity.store import accounts as store
 
 BAD_LOGIN = "invalid email, password or organization"
+MEMBER_JOINED = "identity.member.joined"
+
+
+def publish_member_joined(uow: UnitOfWork, org_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+    """identity.member.joined, in the transaction that writes the active membership (crm keeps
+    a replica of who may be assigned work). Same aggregate as identity.membership.changed, so
+    the relay publishes a member's events in order."""
+    now = datetime.now(UTC)
+    event = identity_events_pb2.MemberJoinedEvent(organization_id=str(org_id), user_id=str(user_id), role=role)
+    event.join_time.FromDatetime(now)
+    uow.publish(MEMBER_JOINED, event, aggregate_type="membership", aggregate_id=f"{org_id}/{user_id}",
+                occurred_at=now)
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class Accounts:
                             owner_user_id=str(user_id)),
                         aggregate_type="organization", aggregate_id=str(org_id),
                     )
+                    publish_member_joined(uow, org_id, user_id, roles.OWNER)
                     tokens = await self._issue(uow, user_id, org_id, roles.OWNER, uuid.uuid4())
                 return SignUpResult(user=user, organization=org, tokens=tokens)
             except AlreadyExists as exc:

@@ -35,7 +35,7 @@ from services.identity.domain import accounts as account_rules
 from services.identity.domain import members as rules
 from services.identity.domain import passwords, roles
 from services.identity.handlers import grants
-from services.identity.handlers.accounts import Accounts, Tokens
+from services.identity.handlers.accounts import Accounts, Tokens, publish_member_joined
 from services.identity.handlers.deps import Deps
 from services.identity.store import members as store
 from services.identity.store import staff as staff_store
@@ -364,6 +364,7 @@ class Members:
             await store.insert_member(uow.conn, org, user_id, invitation["role"], invitation["custom_role_id"],
                                       invitation["invited_by"])
             await store.set_invitation_accepted(uow.conn, org, invitation["id"], user_id)
+            publish_member_joined(uow, org, user_id, invitation_role(invitation))
             uow.audit("identity.invitation.accept", "invitation", str(invitation["id"]), actor_id=str(user_id),
                       actor_kind="user", after={"user_id": str(user_id), "email": invitation["email"],
                                                 "role": invitation_role(invitation), "new_account": user is None})
