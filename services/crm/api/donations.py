@@ -8,9 +8,10 @@ from givance.crm.v1 import donation_service_pb2 as pb
 from chassis import context
 from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
-from chassis.convert import from_date, from_money, money, timestamp
+from chassis.convert import from_date, from_money, from_timestamp, money, timestamp
 from chassis.db import Database
 from chassis.errors import Violations
+from services.crm.domain import donations as rules
 from services.crm.domain.donations import DonationFields
 from services.crm.handlers import donations as handlers
 
@@ -23,10 +24,19 @@ _METHOD_IN = {
 _METHOD_OUT = {v: k for k, v in _METHOD_IN.items()}
 
 
-def fields_from_proto(d: donation_pb2.Donation) -> DonationFields:
+_STATUS_OUT = {rules.RECORDED: donation_pb2.DONATION_STATUS_RECORDED,
+               rules.PARTIALLY_REFUNDED: donation_pb2.DONATION_STATUS_PARTIALLY_REFUNDED,
+               rules.REFUNDED: donation_pb2.DONATION_STATUS_REFUNDED}
+
+
+def fields_from_proto(d: donation_pb2.Donation, only: set[str] | None = None) -> DonationFields:
+    """The gift's fields; with `only` (an update mask's paths), amount and date are read (and
+    required) only when named there."""
     v = Violations()
     amount = None
-    if not d.HasField("amount"):
+    if only is not None and "amount" not in only:
+        pass
+    elif not d.HasField("amount"):
         v.add("donation.amount", "is required")
     else:
         try:
@@ -34,7 +44,9 @@ def fields_from_proto(d: donation_pb2.Donation) -> DonationFields:
         except ValueError as exc:
             v.add("donation.amount", str(exc))
     gift_date = None
-    if not d.HasField("date"):
+    if only is not None and "date" not in only:
+        pass
+    elif not d.HasField("date"):
         v.add("donation.date", "is required")
     else:
         try:
@@ -60,8 +72,42 @@ def donation_to_proto(row: dict) -> donation_pb2.Donation:
         reference_number=row["reference_number"] or "", notes=row["notes"] or "",
         is_recurring=row["is_recurring"], recurring_frequency=row["recurring_frequency"] or "",
         tax_deductible=row["tax_deductible"], create_time=timestamp(row["created_at"]),
-        update_time=timestamp(row["updated_at"]),
+        update_time=timestamp(row["updated_at"]), next_expected_date=date_pb(row["next_expected_date"]),
+        refunded_amount=money(row["refunded_amount"], row["currency"]),
+        status=_STATUS_OUT[rules.status(row["amount"], row["refunded_amount"])],
+        receipt_sent=row["receipt_sent"], receipt_send_time=timestamp(row["receipt_sent_date"]),
+        etag=rules.etag(row["version"]),
     )
+
+
+def refund_to_proto(row: dict) -> donation_pb2.DonationRefund:
+    return donation_pb2.DonationRefund(
+        id=str(row["id"]), donation_id=str(row["donation_id"]), amount=money(row["amount"], row["currency"]),
+        reason=row["reason"], refund_date=date_pb(row["refund_date"]), create_time=timestamp(row["created_at"]),
+    )
+
+
+def revision_to_proto(row: dict) -> donation_pb2.DonationRevision:
+    return donation_pb2.DonationRevision(
+        donation_id=str(row["donation_id"]), revision=row["revision"], changed_fields=list(row["changed_fields"]),
+        before_json=row["before"], after_json=row["after"], reason=row["reason"], actor_id=row["actor_id"] or "",
+        create_time=timestamp(row["created_at"]),
+    )
+
+
+def _optional_date(msg, name: str, field: str, v: Violations):
+    if not msg.HasField(name):
+        return None
+    try:
+        return from_date(getattr(msg, name))
+    except ValueError as exc:
+        v.add(field, f"is not a valid date: {exc}")
+        return None
+
+
+def _actor() -> str | None:
+    principal = context.current().principal
+    return principal.subject if principal else None
 
 
 class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
@@ -75,6 +121,62 @@ class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
         return pb.RecordDonationResponse(donation=donation_to_proto(row))
 
     async def ListDonations(self, request: pb.ListDonationsRequest, ctx) -> pb.ListDonationsResponse:
-        rows, token = await handlers.list_donations(self.db, self.reads, context.current().tenant_id, request.donor_id,
-                                                    request.page_size, request.page_token)
+        v = Violations()
+        start = _optional_date(request, "start_date", "start_date", v)
+        end = _optional_date(request, "end_date", "end_date", v)
+        v.raise_if_any()
+        rows, token = await handlers.list_donations(self.db, self.reads, context.current().tenant_id,
+                                                    handlers.ListDonations(
+            donor_id=request.donor_id, page_size=request.page_size, page_token=request.page_token,
+            project_id=request.project_id, recurring_only=request.recurring_only, start_date=start, end_date=end))
         return pb.ListDonationsResponse(donations=[donation_to_proto(r) for r in rows], next_page_token=token)
+
+    async def GetDonation(self, request: pb.GetDonationRequest, ctx) -> pb.GetDonationResponse:
+        row, refunds = await handlers.get_donation(self.db, self.reads, context.current().tenant_id, request.id)
+        return pb.GetDonationResponse(donation=donation_to_proto(row), refunds=[refund_to_proto(r) for r in refunds])
+
+    async def UpdateDonation(self, request: pb.UpdateDonationRequest, ctx) -> pb.UpdateDonationResponse:
+        paths = list(request.update_mask.paths)
+        patch = fields_from_proto(request.donation, set(paths) if paths else None)
+        row = await handlers.update_donation(self.db, context.current().tenant_id, request.donation.id,
+                                             request.donation.etag, patch, paths, request.reason, _actor())
+        return pb.UpdateDonationResponse(donation=donation_to_proto(row))
+
+    async def RefundDonation(self, request: pb.RefundDonationRequest, ctx) -> pb.RefundDonationResponse:
+        v = Violations()
+        amount = None
+        if request.HasField("amount"):
+            try:
+                amount = from_money(request.amount)
+            except ValueError as exc:
+                v.add("amount", str(exc))
+        refund_date = _optional_date(request, "refund_date", "refund_date", v)
+        v.raise_if_any()
+        row, refund = await handlers.refund_donation(
+            self.db, context.current().tenant_id, request.donation_id, amount, request.amount.currency_code,
+            request.reason, refund_date, request.request_id, _actor())
+        return pb.RefundDonationResponse(donation=donation_to_proto(row), refund=refund_to_proto(refund))
+
+    async def ListDonationRevisions(self, request: pb.ListDonationRevisionsRequest,
+                                    ctx) -> pb.ListDonationRevisionsResponse:
+        rows, token = await handlers.list_revisions(self.db, self.reads, context.current().tenant_id,
+                                                    request.donation_id, request.page_size, request.page_token)
+        return pb.ListDonationRevisionsResponse(revisions=[revision_to_proto(r) for r in rows], next_page_token=token)
+
+    async def MarkReceiptsSent(self, request: pb.MarkReceiptsSentRequest, ctx) -> pb.MarkReceiptsSentResponse:
+        send_time = from_timestamp(request.send_time) if request.HasField("send_time") else None
+        rows, marked = await handlers.mark_receipts_sent(self.db, context.current().tenant_id,
+                                                         list(request.donation_ids), send_time)
+        return pb.MarkReceiptsSentResponse(donations=[donation_to_proto(r) for r in rows], newly_marked_count=marked)
+
+    async def GetReceiptSummary(self, request: pb.GetReceiptSummaryRequest, ctx) -> pb.GetReceiptSummaryResponse:
+        totals = await handlers.receipt_summary(self.db, self.reads, context.current().tenant_id, request.donor_id,
+                                                request.year)
+        return pb.GetReceiptSummaryResponse(donor_id=request.donor_id, year=request.year, totals=[
+            pb.ReceiptCurrencyTotal(
+                total=money(t["total"], t["currency"]), gift_count=t["gift_count"],
+                gifts=[pb.ReceiptGift(donation_id=g["id"], date=date_pb(g["date"]),
+                                      amount=money(g["amount"], t["currency"]),
+                                      reference_number=g["reference_number"] or "", receipt_sent=g["receipt_sent"])
+                       for g in t["gifts"]])
+            for t in totals])

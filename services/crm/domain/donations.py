@@ -1,13 +1,15 @@
-"""Donation rules: money is exact, positive, two decimals; methods from seed 000."""
+"""Donation rules: money is exact, positive, two decimals; methods from seed 000; the
+recurring schedule; refunds (never more than what remains); corrections (AIP-134 masks)."""
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-from chassis.errors import Violations
+from chassis.errors import FailedPrecondition, Violations
 
 PAYMENT_METHODS = ("cash", "check", "credit_card", "wire", "crypto", "other")
 MAX_AMOUNT = Decimal("9999999999.99")  # numeric(12,2)
@@ -48,3 +50,90 @@ def check_recurrence(is_recurring: bool, frequency: str | None, path: str, v: Vi
         v.add(f"{path}.recurring_frequency", f"must be one of {', '.join(FREQUENCIES)}")
     if frequency and not is_recurring:
         v.add(f"{path}.recurring_frequency", "is only for recurring gifts")
+    if is_recurring and not frequency:
+        v.add(f"{path}.recurring_frequency", f"is required for a recurring gift: one of {', '.join(FREQUENCIES)}")
+
+
+# Months per period; weekly is seven days.
+_MONTHS = {"monthly": 1, "quarterly": 3, "semiannually": 6, "annually": 12}
+
+
+def add_months(day: date, months: int) -> date:
+    """day plus whole months, clamped to the month's end (Jan 31 + 1 month = Feb 28/29)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def next_expected_date(gift_date: date, is_recurring: bool, frequency: str | None) -> date | None:
+    """A recurring gift's next expected date: one period after the gift; None otherwise."""
+    if not is_recurring or frequency not in FREQUENCIES:
+        return None
+    if frequency == "weekly":
+        return gift_date + timedelta(days=7)
+    return add_months(gift_date, _MONTHS[frequency])
+
+
+# Refund state of a gift.
+RECORDED, PARTIALLY_REFUNDED, REFUNDED = "recorded", "partially_refunded", "refunded"
+
+
+def status(amount: Decimal, refunded: Decimal) -> str:
+    if refunded <= 0:
+        return RECORDED
+    return REFUNDED if refunded >= amount else PARTIALLY_REFUNDED
+
+
+def refund_amount(requested: Decimal | None, amount: Decimal, refunded: Decimal, donation_id: str) -> Decimal:
+    """What a refund takes: the requested part or, unset, all that remains. More than remains
+    (or nothing left) is FAILED_PRECONDITION."""
+    remaining = amount - refunded
+    if remaining <= 0:
+        raise FailedPrecondition(f"donation {donation_id} is fully refunded already", reason="DONATION_FULLY_REFUNDED")
+    if requested is None:
+        return remaining
+    if requested > remaining:
+        raise FailedPrecondition(f"refund of {requested} exceeds the {remaining} that remains of donation "
+                                 f"{donation_id}", reason="REFUND_EXCEEDS_REMAINING",
+                                 metadata={"remaining": str(remaining)})
+    return requested
+
+
+MAX_REASON = 1000
+MAX_RECEIPT_IDS = 1000
+
+# Correctable field paths of UpdateDonation -> DonationFields attributes ("amount" is the
+# whole Money: amount and currency).
+UPDATE_PATHS = {
+    "amount": ("amount", "currency"), "date": ("date",), "project_id": ("project_id",),
+    "payment_method": ("payment_method",), "reference_number": ("reference_number",), "notes": ("notes",),
+    "is_recurring": ("is_recurring",), "recurring_frequency": ("recurring_frequency",),
+    "tax_deductible": ("tax_deductible",), "donor_id": ("donor_id",),
+}
+
+
+def expand_mask(paths: list[str], prefix: str, v: Violations) -> list[str]:
+    """Field-mask paths to attribute names; an empty mask means every correctable field."""
+    chosen = paths or list(UPDATE_PATHS)
+    attrs: list[str] = []
+    for p in chosen:
+        if p in UPDATE_PATHS:
+            attrs += [a for a in UPDATE_PATHS[p] if a not in attrs]
+        else:
+            v.add(prefix, f"unknown or read-only field {p!r}")
+    return attrs
+
+
+def check_correction(amount: Decimal, currency: str, old_currency: str, refunded: Decimal, donation_id: str) -> None:
+    """A correction keeps what was refunded within the gift, in its currency."""
+    if refunded > 0 and currency != old_currency:
+        raise FailedPrecondition(f"donation {donation_id} has refunds in {old_currency}; its currency cannot change",
+                                 reason="DONATION_HAS_REFUNDS")
+    if amount < refunded:
+        raise FailedPrecondition(f"donation {donation_id} has {refunded} refunded; its amount cannot be lower",
+                                 reason="AMOUNT_BELOW_REFUNDED", metadata={"refunded": str(refunded)})
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'

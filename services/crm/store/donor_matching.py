@@ -191,15 +191,17 @@ async def move_references(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.
 
 
 async def recompute_giving(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
-    """Both donors' per-currency totals go; the survivor's are summed again from its gifts."""
+    """Both donors' per-currency totals go; the survivor's are summed again from its gifts, net
+    of refunds (a fully refunded gift counts in no total, count or date)."""
     params = {"org": org, "s": survivor, "m": merged}
     await conn.execute(
         text("DELETE FROM crm.donor_giving WHERE organization_id = :org AND donor_id IN (:s, :m)"), params)
     await conn.execute(
         text("INSERT INTO crm.donor_giving (organization_id, donor_id, currency, lifetime_amount, donation_count, "
              "first_gift_date, last_gift_date) "
-             "SELECT organization_id, donor_id, currency, sum(amount), count(*), min(date), max(date) "
-             "FROM crm.donations WHERE organization_id = :org AND donor_id = :s "
+             "SELECT organization_id, donor_id, currency, sum(amount - refunded_amount), count(*), min(date), "
+             "max(date) FROM crm.donations WHERE organization_id = :org AND donor_id = :s "
+             "AND refunded_amount < amount "
              "GROUP BY organization_id, donor_id, currency"),
         params)
 

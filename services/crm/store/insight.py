@@ -1,6 +1,9 @@
 """crm's giving insight SQL: every figure is aggregated by PostgreSQL over crm.donations, in
 one currency. Donor lists join live (not deleted) donors; the donations_donor and
-donations_date indexes (organization_id, donor_id|date, ...) serve these queries."""
+donations_date indexes (organization_id, donor_id|date, ...) serve these queries.
+
+Every figure is net of refunds: a gift counts amount - refunded_amount, and a fully refunded
+gift (refunded_amount = amount) is left out altogether (no count, no date, no donor)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+# A gift that still counts (not fully refunded), and what it counts for.
+_COUNTS = "d.refunded_amount < d.amount"
+_NET = "(d.amount - d.refunded_amount)"
 _LIVE = "JOIN crm.donors r ON r.organization_id = d.organization_id AND r.id = d.donor_id AND r.deleted_at IS NULL"
 
 
@@ -24,8 +30,8 @@ async def donor_exists(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUI
 _DONOR_GIVING = text(
     """
     WITH g AS (
-      SELECT id, amount, date, created_at FROM crm.donations
-      WHERE organization_id = :org AND donor_id = :donor AND currency = :cur
+      SELECT id, amount - refunded_amount AS amount, date, created_at FROM crm.donations
+      WHERE organization_id = :org AND donor_id = :donor AND currency = :cur AND refunded_amount < amount
     )
     SELECT (SELECT COALESCE(sum(amount), 0) FROM g) AS lifetime_total,
            (SELECT count(*) FROM g) AS gift_count,
@@ -41,8 +47,10 @@ _DONOR_GIVING = text(
 
 _DONOR_YEARS = text(
     """
-    SELECT CAST(extract(year FROM date) AS int) AS year, sum(amount) AS total, count(*) AS gift_count
+    SELECT CAST(extract(year FROM date) AS int) AS year, sum(amount - refunded_amount) AS total,
+           count(*) AS gift_count
     FROM crm.donations WHERE organization_id = :org AND donor_id = :donor AND currency = :cur
+      AND refunded_amount < amount
     GROUP BY 1 ORDER BY 1
     """
 )
@@ -71,11 +79,12 @@ async def lybunt(conn: AsyncConnection, org: uuid.UUID, year: int, cur: str, aft
     sql = f"""
     WITH per AS (
       SELECT d.donor_id,
-             sum(d.amount) FILTER (WHERE d.date < :this_start) AS last_year_total,
+             sum({_NET}) FILTER (WHERE d.date < :this_start) AS last_year_total,
              max(d.date) FILTER (WHERE d.date < :this_start) AS last_gift_date,
              count(*) FILTER (WHERE d.date >= :this_start) AS this_year_count
       FROM crm.donations d {_LIVE}
-      WHERE d.organization_id = :org AND d.currency = :cur AND d.date >= :last_start AND d.date < :next_start
+      WHERE d.organization_id = :org AND d.currency = :cur AND {_COUNTS}
+        AND d.date >= :last_start AND d.date < :next_start
       GROUP BY d.donor_id
     ), lapsed AS (
       SELECT donor_id, last_year_total, last_gift_date FROM per
@@ -94,11 +103,11 @@ async def sybunt(conn: AsyncConnection, org: uuid.UUID, year: int, cur: str, aft
     sql = f"""
     WITH per AS (
       SELECT d.donor_id,
-             sum(d.amount) FILTER (WHERE d.date < :this_start) AS lifetime_total,
+             sum({_NET}) FILTER (WHERE d.date < :this_start) AS lifetime_total,
              max(d.date) FILTER (WHERE d.date < :this_start) AS last_gift_date,
              count(*) FILTER (WHERE d.date >= :this_start) AS this_year_count
       FROM crm.donations d {_LIVE}
-      WHERE d.organization_id = :org AND d.currency = :cur AND d.date < :next_start
+      WHERE d.organization_id = :org AND d.currency = :cur AND {_COUNTS} AND d.date < :next_start
       GROUP BY d.donor_id
     ), lapsed AS (
       SELECT donor_id, lifetime_total, last_gift_date FROM per
@@ -126,9 +135,9 @@ async def rfm(conn: AsyncConnection, org: uuid.UUID, as_of: date, cur: str, afte
       SELECT d.donor_id,
              CAST(:as_of AS date) - max(d.date) AS recency_days,
              count(*) FILTER (WHERE d.date > win.window_start) AS frequency,
-             COALESCE(sum(d.amount) FILTER (WHERE d.date > win.window_start), 0) AS monetary
+             COALESCE(sum({_NET}) FILTER (WHERE d.date > win.window_start), 0) AS monetary
       FROM crm.donations d {_LIVE} CROSS JOIN win
-      WHERE d.organization_id = :org AND d.currency = :cur AND d.date <= :as_of
+      WHERE d.organization_id = :org AND d.currency = :cur AND {_COUNTS} AND d.date <= :as_of
       GROUP BY d.donor_id
     ), scored AS (
       SELECT donor_id, recency_days, frequency, monetary,
@@ -159,9 +168,10 @@ async def summary(conn: AsyncConnection, org: uuid.UUID, unit: str, start: date,
       FROM generate_series(date_trunc('{unit}', CAST(:start AS timestamp)),
                            date_trunc('{unit}', CAST(:end AS timestamp)), interval '{step}') p
     ), gifts AS (
-      SELECT CAST(date_trunc('{unit}', CAST(d.date AS timestamp)) AS date) AS period_start, d.donor_id, d.amount
+      SELECT CAST(date_trunc('{unit}', CAST(d.date AS timestamp)) AS date) AS period_start, d.donor_id,
+             {_NET} AS amount
       FROM crm.donations d
-      WHERE d.organization_id = :org AND d.currency = :cur
+      WHERE d.organization_id = :org AND d.currency = :cur AND {_COUNTS}
         AND d.date >= (SELECT min(previous_start) FROM periods) AND d.date <= (SELECT max(period_end) FROM periods)
     ), donors AS (
       SELECT DISTINCT period_start, donor_id FROM gifts

@@ -14,11 +14,12 @@ _COLUMNS = (
     "p.id, p.organization_id, p.name, p.description, p.currency, p.target_amount, p.start_date, p.end_date, "
     "p.status, p.settings, p.version, p.created_at, p.updated_at, p.deleted_at"
 )
-# Gifts in the project's currency add up; donors count in any currency.
+# Gifts in the project's currency add up, net of refunds; donors count in any currency; a
+# fully refunded gift counts for neither.
 _RAISED = (
-    "LEFT JOIN LATERAL (SELECT COALESCE(sum(g.amount) FILTER (WHERE g.currency = p.currency), 0) AS raised_amount, "
-    "count(DISTINCT g.donor_id) AS donor_count FROM crm.donations g "
-    "WHERE g.organization_id = p.organization_id AND g.project_id = p.id) agg ON true"
+    "LEFT JOIN LATERAL (SELECT COALESCE(sum(g.amount - g.refunded_amount) FILTER (WHERE g.currency = p.currency), 0) "
+    "AS raised_amount, count(DISTINCT g.donor_id) AS donor_count FROM crm.donations g "
+    "WHERE g.organization_id = p.organization_id AND g.project_id = p.id AND g.refunded_amount < g.amount) agg ON true"
 )
 _SELECT = f"SELECT {_COLUMNS}, agg.raised_amount, agg.donor_count FROM crm.projects p {_RAISED}"
 _WRITE_COLUMNS = ("name", "description", "currency", "target_amount", "start_date", "end_date", "status", "settings")
