@@ -210,3 +210,14 @@ async def test_receipt_summary_bad_input_and_tenancy(stubs, tenant, other_tenant
     listed = await stubs.donations.ListDonations(dpb.ListDonationsRequest(donor_id=donor.id),
                                                  metadata=other_tenant.md)
     assert list(listed.donations) == []
+
+
+async def test_tax_deductible_defaults_to_true_when_unset(stubs, tenant):
+    donor = await _donor(stubs, tenant)
+    unset = await _gift(stubs, tenant, donor.id, date=day(2025, 3, 1))
+    assert unset.HasField("tax_deductible") and unset.tax_deductible
+    explicit = await _gift(stubs, tenant, donor.id, date=day(2025, 3, 2), tax_deductible=False)
+    assert explicit.HasField("tax_deductible") and not explicit.tax_deductible
+    summary = await stubs.donations.GetReceiptSummary(dpb.GetReceiptSummaryRequest(donor_id=donor.id, year=2025),
+                                                      metadata=tenant.md)
+    assert [g.donation_id for t in summary.totals for g in t.gifts] == [unset.id]

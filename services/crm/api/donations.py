@@ -60,7 +60,7 @@ def fields_from_proto(d: donation_pb2.Donation, only: set[str] | None = None) ->
         donor_id=d.donor_id, project_id=d.project_id or None, amount=amount, currency=d.amount.currency_code,
         date=gift_date, payment_method=_METHOD_IN[d.payment_method], reference_number=d.reference_number or None,
         notes=d.notes or None, is_recurring=d.is_recurring, recurring_frequency=d.recurring_frequency or None,
-        tax_deductible=d.tax_deductible,
+        tax_deductible=d.tax_deductible if d.HasField("tax_deductible") else True,
     )
 
 
