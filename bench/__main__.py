@@ -5,6 +5,8 @@
     bench event_lag: P99 ms p50=... p99=... max=... received=N sent=M rate=500 achieved=A errors=0
     bench login: N logins/s ratio=R baseline=B threads=T errors=0
     bench token_check: N us/call first=F cached=C
+    bench import_donors: N rows/s ratio=R baseline=B rss=M rows=1000000 created=C updated=U rejected=X
+    bench list_donors: P99 ms p50=... p99=... pages=N
 
 The ratios divide a service's calls per second by the echo server's, both measured by the
 same load client (bench.load) with the same concurrency, payload size and metadata in this
@@ -17,6 +19,10 @@ then the lag measures the backlog), `errors` the calls the server refused.
 The login rate is set against the argon2id verifications per second identity's parameters
 allow on this machine (bench.login); the token check is the server interceptor's cost per
 call, measured in this process (bench.token_check).
+The import streams a million generated donors as CSV into ImportDonors and sets its rows per
+second against raw COPY of the same rows into a bare table (bench.import_donors); rss is the
+crm server's peak resident memory in MB. list_donors is the latency of filtered ListDonors
+pages over those donors, following page tokens (bench.list_donors).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 
 import uvloop
 
-from bench import echo, login, seed, token_check
+from bench import echo, import_donors, list_donors, login, seed, token_check
 from bench.lag import LagProbe, percentile
 from bench.load import LoadResult, LoadSpec, run
 from bench.stack import (
@@ -174,7 +180,24 @@ async def best_throughputs(stack: Stack, addrs: Addresses, tenant: seed.Tenant) 
     return best
 
 
-async def measure(procs: Processes, stack: Stack, addrs: Addresses) -> None:
+async def bulk_donors(stack: Stack, addrs: Addresses, crm_pid: int) -> None:
+    """A new organization of one million imported donors; then ListDonors over them."""
+    await settled(stack)
+    org_id, token = await seed.sign_up(addrs.identity)
+    tenant = seed.Tenant(org_id, token, [])
+    figures = await import_donors.measure(addrs.crm, tenant.metadata, stack.database_url, crm_pid, progress)
+    report("import_donors", figures.rate, "rows/s", ratio=f"{figures.rate / figures.baseline:.2f}",
+           baseline=f"{figures.baseline:.0f}", rss=f"{figures.rss_mb:.0f}", rows=figures.rows,
+           created=figures.created, updated=figures.updated, rejected=figures.rejected)
+    progress(f"list_donors: {list_donors.CALLS} filtered ListDonors pages over the imported donors")
+    listed = await list_donors.measure(addrs.crm, tenant.metadata)
+    if listed.empty:
+        progress(f"list_donors: {listed.empty} pages came back empty")
+    report("list_donors", listed.p99, "ms", 1, p50=f"{listed.p50:.1f}", p99=f"{listed.p99:.1f}",
+           pages=listed.pages)
+
+
+async def measure(procs: Processes, stack: Stack, addrs: Addresses, crm_pid: int) -> None:
     await wait_listening(addrs.echo, procs)
     await wait_healthy(addrs.identity, procs)
     await wait_healthy(addrs.crm, procs)
@@ -186,6 +209,7 @@ async def measure(procs: Processes, stack: Stack, addrs: Addresses) -> None:
     await event_lag(stack, addrs, tenant)
     await login_rate(stack, addrs)
     await interceptor_cost(stack, addrs, tenant)
+    await bulk_donors(stack, addrs, crm_pid)
     procs.check_alive()
 
 
@@ -199,7 +223,7 @@ def main() -> None:
     procs = Processes()
     try:
         addrs = start_servers(procs, stack)
-        uvloop.run(measure(procs, stack, addrs))
+        uvloop.run(measure(procs, stack, addrs, procs._procs["crm"].pid))  # its /proc: peak memory
     finally:
         progress("stopping servers")
         procs.stop_all()

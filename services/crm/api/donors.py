@@ -15,6 +15,7 @@ from chassis.convert import date as date_pb
 from chassis.convert import from_timestamp, money, timestamp
 from chassis.db import Database
 from chassis.errors import InvalidArgument
+from services.crm.api import donor_transfer
 from services.crm.domain import donor_matching as matching_rules
 from services.crm.domain import donors as rules
 from services.crm.domain.donors import etag
@@ -134,3 +135,11 @@ class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
     async def RestoreDonor(self, request: pb.RestoreDonorRequest, ctx) -> pb.RestoreDonorResponse:
         row = await handlers.restore_donor(self.db, context.current().tenant_id, request.id, request.etag)
         return pb.RestoreDonorResponse(donor=donor_to_proto(row))
+
+    async def ImportDonors(self, requests, ctx):
+        async for response in donor_transfer.import_donors(self.db, requests):
+            yield response
+
+    async def ExportDonors(self, request: pb.ExportDonorsRequest, ctx):
+        async for response in donor_transfer.export_donors(self.db, self.reads, request):
+            yield response
