@@ -4,6 +4,8 @@
     givance donors create --first-name Ada --last-name Lovelace --email ada@example.org
     givance donations record --donor <donor id> --amount 25.00 --method check
     givance donors get <donor id>
+    givance donors import donors.csv        # upsert by external_id; rejected rows with reasons
+    givance donors export > donors.csv      # every donor, as CSV that imports again
 
 Sign-up and login keep the session (tokens, organization id, user id) in a JSON file,
 $GIVANCE_CONFIG or ~/.config/givance/session.json (mode 0600); every other command sends
@@ -157,6 +159,22 @@ class Client:
         self.refresh()
         return rpc(request, metadata=self._metadata(), timeout=self.timeout)
 
+    def stream(self, rpc: Callable, make_request: Callable[[], object]):
+        """A streaming call (requests from make_request(), a fresh iterator per attempt); an
+        expired access token is refreshed once, before any response arrived."""
+        try:
+            responses = rpc(make_request(), metadata=self._metadata())
+            first = next(responses, None)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNAUTHENTICATED or not self.session.refresh_token:
+                raise
+            self.refresh()
+            responses = rpc(make_request(), metadata=self._metadata())
+            first = next(responses, None)
+        if first is not None:
+            yield first
+            yield from responses
+
     def refresh(self) -> identity_api.RefreshTokenResponse:
         if not self.session.refresh_token:
             raise CliError("no refresh token: run `givance login` first")
@@ -302,6 +320,42 @@ def donors_delete(client: Client, args: argparse.Namespace) -> Message:
     return client.call(client.donors.DeleteDonor, donor_api.DeleteDonorRequest(id=args.id, etag=args.etag or ""))
 
 
+IMPORT_CHUNK = 64 * 1024
+
+
+def donors_import(client: Client, args: argparse.Namespace) -> Message:
+    """Stream a CSV file in chunks; progress to stderr; the summary, with every rejected row."""
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+
+    def chunks():
+        with path.open("rb") as f:
+            while chunk := f.read(IMPORT_CHUNK):
+                yield donor_api.ImportDonorsRequest(csv_chunk=chunk)
+
+    summary = donor_api.ImportDonorsResponse()
+    for progress in client.stream(client.donors.ImportDonors, chunks):
+        rejections = list(summary.rejections) + list(progress.rejections)
+        summary.CopyFrom(progress)
+        del summary.rejections[:]
+        summary.rejections.extend(rejections)
+        print(f"read {progress.rows_read}: created {progress.created}, updated {progress.updated}, "
+              f"rejected {progress.rejected}", file=sys.stderr)
+    return summary
+
+
+def donors_export(client: Client, args: argparse.Namespace) -> None:
+    """Every donor as CSV (ImportDonors' header) to stdout."""
+    request = donor_api.ExportDonorsRequest(format=donor_api.EXPORT_FORMAT_CSV, journey_stage=args.stage or "",
+                                            tag=args.tag or "")
+    out = sys.stdout.buffer
+    for chunk in client.stream(client.donors.ExportDonors, lambda: request):
+        out.write(chunk.csv_chunk)
+    out.flush()
+    return None
+
+
 def donations_record(client: Client, args: argparse.Namespace) -> Message:
     donation = donation_pb2.Donation(
         donor_id=args.donor, project_id=args.project or "", amount=money(args.amount, args.currency),
@@ -371,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("refresh", help="exchange the refresh token for new tokens").set_defaults(run=refresh)
     commands.add_parser("org", help="show the signed-in organization").set_defaults(run=organization)
 
-    donors = commands.add_parser("donors", help="create, get, list, update and delete donors")
+    donors = commands.add_parser("donors", help="create, get, list, update, delete, import and export donors")
     actions = donors.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = actions.add_parser("create", help="create a donor")
     _donor_flags(p, creating=True)
@@ -396,6 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--etag")
     p.set_defaults(run=donors_delete)
+    p = actions.add_parser("import", help="import donors from a CSV file (upsert by external_id)")
+    p.add_argument("file", help="CSV with a header row: external_id, first_name, last_name, email, ...")
+    p.set_defaults(run=donors_import)
+    p = actions.add_parser("export", help="write every donor to stdout as CSV (imports again)")
+    p.add_argument("--stage")
+    p.add_argument("--tag")
+    p.set_defaults(run=donors_export)
 
     donations = commands.add_parser("donations", help="record and list donations")
     actions = donations.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -432,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         client.close()
-    print(MessageToJson(response, preserving_proto_field_name=True, indent=2))
+    if response is not None:
+        print(MessageToJson(response, preserving_proto_field_name=True, indent=2))
     return 0
 
 
