@@ -211,3 +211,32 @@ async def test_a_row_the_database_refuses_is_rejected_alone(stubs, tenant, admin
     (rejection,) = responses[0].rejections
     assert rejection.row_number == 2 and "row" in _violations(rejection)
     assert set(await _donors(admin_db, tenant.org_id)) == {"n-1", "n-3"}
+
+
+async def test_import_keeps_a_known_donors_stage_and_sets_a_missing_one(stubs, tenant, admin_db):
+    await _import(stubs, tenant, _rows(
+        donor_pb2.Donor(external_id="s-1", first_name="Staged", journey_stage="cultivation"),
+        donor_pb2.Donor(external_id="s-2", first_name="Unstaged"),
+    ))
+    final = (await _import(stubs, tenant, _csv(
+        "external_id,first_name,journey_stage\ns-1,Staged,major_donor\ns-2,Unstaged,prospect\n", 1000)))[-1]
+    assert (final.updated, final.rejected) == (2, 0)
+    stored = await _donors(admin_db, tenant.org_id)
+    # A stage moves only along the journey; the import does not jump it.
+    assert stored["s-1"]["journey_stage"] == "cultivation"
+    assert stored["s-2"]["journey_stage"] == "prospect"
+
+
+async def test_csv_salutations_import_and_export(stubs, tenant):
+    final = (await _import(stubs, tenant, _csv(
+        "external_id,type,first_name,last_name,spouse_first_name,informal_salutation\n"
+        "c-1,couple,John,Smith,Mary,The Smiths\n", 1000)))[-1]
+    assert final.created == 1
+    [donor] = (await stubs.donors.ListDonors(pb.ListDonorsRequest(), metadata=tenant.md)).donors
+    assert (donor.formal_salutation, donor.informal_salutation) == ("John and Mary Smith", "The Smiths")
+    chunks = [c async for c in stubs.donors.ExportDonors(
+        pb.ExportDonorsRequest(format=pb.EXPORT_FORMAT_CSV), metadata=tenant.md)]
+    text = b"".join(c.csv_chunk for c in chunks).decode()
+    header, line = text.splitlines()
+    row = dict(zip(header.split(","), line.split(","), strict=True))
+    assert row["formal_salutation"] == "" and row["informal_salutation"] == "The Smiths"

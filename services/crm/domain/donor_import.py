@@ -33,6 +33,7 @@ CSV_COLUMNS: dict[str, str] = {
     "address_city": "address_city", "address_state": "address_state", "address_zip": "address_zip",
     "address_country": "address_country", "journey_stage": "journey_stage", "ai_classification": "ai_classification",
     "last_contact_time": "last_contact_at", "tags": "tags", "notes": "notes", "custom_fields": "custom_fields",
+    "formal_salutation": "formal_salutation", "informal_salutation": "informal_salutation",
 }
 TAG_SEPARATOR = ";"
 DEFAULT_BATCH = 5000
@@ -314,5 +315,7 @@ def csv_text(rows: Iterable[dict], *, header: bool) -> str:
             r["journey_stage"] or "", r["ai_classification"] or "",
             last_contact.isoformat() if last_contact else "", TAG_SEPARATOR.join(r["tags"] or []), r["notes"] or "",
             json.dumps(custom, separators=(",", ":")) if custom else "",
+            # The donor's own salutations only: derived ones stay derived through a re-import.
+            r.get("formal_salutation") or "", r.get("informal_salutation") or "",
         ])
     return out.getvalue()

@@ -32,8 +32,10 @@ def _upsert_sql(update: frozenset[str] | None) -> str:
     """Insert the staged rows; a known external_id updates the columns `update` (None: all)."""
     sql = _UPSERTS.get(update)
     if sql is None:
-        sets = [f"{c} = EXCLUDED.{c}" for c in _WRITE_COLUMNS
-                if c != "external_id" and (update is None or c in update)]
+        # A known donor keeps its journey stage: after creation a stage moves only along the
+        # journey (JourneyService.MoveDonorStage); an import sets it only where there is none.
+        sets = [f"{c} = COALESCE(d.{c}, EXCLUDED.{c})" if c == "journey_stage" else f"{c} = EXCLUDED.{c}"
+                for c in _WRITE_COLUMNS if c != "external_id" and (update is None or c in update)]
         sql = _UPSERTS[update] = (
             f"INSERT INTO crm.donors AS d (id, organization_id, {_COLS}) "
             f"SELECT gen_random_uuid(), $1::uuid, {_COLS} FROM pg_temp.{_STAGE} "
