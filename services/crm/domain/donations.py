@@ -137,3 +137,13 @@ def check_correction(amount: Decimal, currency: str, old_currency: str, refunded
 
 def etag(version: int) -> str:
     return f'W/"{version}"'
+
+
+def check_gift(d: DonationFields, v: Violations) -> None:
+    """The rules a gift's own values obey, on record and on every correction."""
+    check_amount(d.amount, d.currency, "donation.amount", v)
+    check_recurrence(d.is_recurring, d.recurring_frequency, "donation", v)
+    if d.payment_method is not None and d.payment_method not in PAYMENT_METHODS:
+        v.add("donation.payment_method", "is not a known payment method")
+    if d.reference_number and len(d.reference_number) > 200:
+        v.add("donation.reference_number", "must be at most 200 characters")

@@ -27,12 +27,7 @@ async def record_donation(db: Database, org: uuid.UUID, d: rules.DonationFields,
     v = Violations()
     donor_id = _id(d.donor_id, "donation.donor_id", v, required=True)
     project_id = _id(d.project_id, "donation.project_id", v, required=False)
-    rules.check_amount(d.amount, d.currency, "donation.amount", v)
-    rules.check_recurrence(d.is_recurring, d.recurring_frequency, "donation", v)
-    if d.payment_method is not None and d.payment_method not in rules.PAYMENT_METHODS:
-        v.add("donation.payment_method", "is not a known payment method")
-    if d.reference_number and len(d.reference_number) > 200:
-        v.add("donation.reference_number", "must be at most 200 characters")
+    rules.check_gift(d, v)
     if len(request_id) > 100:
         v.add("request_id", "must be at most 100 characters")
     v.raise_if_any()
@@ -178,12 +173,7 @@ async def update_donation(db: Database, org: uuid.UUID, donation_id: str, etag: 
         merged = replace(current, **{a: getattr(patch, a) for a in attrs})
         if not merged.is_recurring and "recurring_frequency" not in attrs:
             merged = replace(merged, recurring_frequency=None)  # a gift no longer recurring has no frequency
-        rules.check_amount(merged.amount, merged.currency, "donation.amount", v)
-        rules.check_recurrence(merged.is_recurring, merged.recurring_frequency, "donation", v)
-        if merged.payment_method is not None and merged.payment_method not in rules.PAYMENT_METHODS:
-            v.add("donation.payment_method", "is not a known payment method")
-        if merged.reference_number and len(merged.reference_number) > 200:
-            v.add("donation.reference_number", "must be at most 200 characters")
+        rules.check_gift(merged, v)
         if new_donor is not None and not donors.get(new_donor):
             v.add("donation.donor_id", "no such donor")
         v.raise_if_any()

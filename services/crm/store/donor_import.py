@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from chassis.db import Connection, compile_sql
 from services.crm.domain.donors import DonorFields
-from services.crm.store.donors import _COLUMNS, _GIVING, _WRITE_COLUMNS, _row
+from services.crm.store.donors import _COLUMNS, _GIVING, _WRITE_COLUMNS, _row, live_donors_where
 
 _STAGE = "donor_import_stage"
 _COLS = ", ".join(_WRITE_COLUMNS)
@@ -79,14 +79,7 @@ async def export_rows(conn: Connection, org: uuid.UUID, *, journey_stage: str | 
                       with_giving: bool, chunk: int) -> AsyncIterator[list[dict[str, Any]]]:
     """Every live donor of `org`, oldest first, `chunk` at a time, through one server-side
     cursor: one statement, so one snapshot, whatever the transaction's isolation."""
-    where = ["d.organization_id = :org", "d.deleted_at IS NULL"]
-    params: dict[str, Any] = {"org": org}
-    if journey_stage:
-        where.append("d.journey_stage = :stage")
-        params["stage"] = journey_stage
-    if tag:
-        where.append("d.tags @> ARRAY[CAST(:tag AS text)]")
-        params["tag"] = tag
+    where, params = live_donors_where(org, journey_stage=journey_stage, tag=tag)
     giving = f", {_GIVING}" if with_giving else ""
     sql, names = compile_sql(text(f"SELECT {_COLUMNS}{giving} FROM crm.donors d WHERE {' AND '.join(where)} "
                                   "ORDER BY d.created_at, d.id"))

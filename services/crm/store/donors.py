@@ -156,18 +156,27 @@ ORDERINGS = {
 }
 
 
-async def page(conn: AsyncConnection, org: uuid.UUID, *, order_by: str, after: list | None, limit: int,
-               journey_stage: str | None, tag: str | None, email: str | None) -> list[dict[str, Any]]:
-    """Keyset page: rows after (sort value, id) in the chosen order; limit+1 to see if more follow."""
-    column, direction = ORDERINGS[order_by]
+def live_donors_where(org: uuid.UUID, *, journey_stage: str | None,
+                      tag: str | None) -> tuple[list[str], dict[str, Any]]:
+    """WHERE terms and parameters selecting an organization's live donors, optionally by stage
+    and tag (ListDonors and ExportDonors filter alike)."""
     where = ["d.organization_id = :org", "d.deleted_at IS NULL"]
-    params: dict[str, Any] = {"org": org, "limit": limit}
+    params: dict[str, Any] = {"org": org}
     if journey_stage:
         where.append("d.journey_stage = :stage")
         params["stage"] = journey_stage
     if tag:
         where.append("d.tags @> ARRAY[CAST(:tag AS text)]")
         params["tag"] = tag
+    return where, params
+
+
+async def page(conn: AsyncConnection, org: uuid.UUID, *, order_by: str, after: list | None, limit: int,
+               journey_stage: str | None, tag: str | None, email: str | None) -> list[dict[str, Any]]:
+    """Keyset page: rows after (sort value, id) in the chosen order; limit+1 to see if more follow."""
+    column, direction = ORDERINGS[order_by]
+    where, params = live_donors_where(org, journey_stage=journey_stage, tag=tag)
+    params["limit"] = limit
     if email:
         where.append("lower(d.email) = lower(:email)")
         params["email"] = email
