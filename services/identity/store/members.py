@@ -416,3 +416,13 @@ async def count_pending_invitations_with_role(conn: Any, org_id: uuid.UUID, role
              "AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()"),
         {"o": org_id, "r": role_id},
     )).scalar() or 0
+
+
+async def active_members(conn: Any, org_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The organization's active members: user id, role and custom role id."""
+    rows = (await conn.execute(
+        text("SELECT user_id, role, custom_role_id FROM identity.user_organizations "
+             "WHERE organization_id = :org AND status = 'active' ORDER BY user_id"),
+        {"org": org_id},
+    )).mappings().all()
+    return [dict(r) for r in rows]

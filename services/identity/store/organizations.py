@@ -55,3 +55,9 @@ async def default_organization(conn: Any, user_id: uuid.UUID) -> uuid.UUID | Non
         text("SELECT default_organization_id FROM identity.users WHERE id = :u AND deleted_at IS NULL"),
         {"u": user_id},
     )).scalar()
+
+
+async def live_ids(conn: Any) -> list[uuid.UUID]:
+    """Every live organization (the table is not tenant-scoped: ids only, for platform tasks)."""
+    return list((await conn.execute(
+        text("SELECT id FROM identity.organizations WHERE deleted_at IS NULL ORDER BY id"))).scalars().all())
