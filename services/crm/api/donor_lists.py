@@ -13,7 +13,7 @@ from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
 from chassis.convert import from_date, from_money, money, timestamp
 from chassis.db import Database
-from services.crm.api.donors import donor_to_proto
+from services.crm.api.donor_messages import donor_to_proto
 from services.crm.domain import donor_lists as rules
 from services.crm.handlers import donor_lists as handlers
 

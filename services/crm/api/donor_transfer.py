@@ -16,14 +16,14 @@ from chassis import context
 from chassis.audit import ReadAudit
 from chassis.db import Database
 from chassis.errors import InvalidArgument
-from services.crm.api import donors as donor_api
+from services.crm.api import donor_messages
 from services.crm.domain import donor_import as rules
 from services.crm.handlers import donor_export, donor_import
 
 
 def _donor_row(number: int, donor: donor_pb2.Donor) -> rules.ImportRow:
     try:
-        return rules.ImportRow(number, donor_api.fields_from_proto(donor))
+        return rules.ImportRow(number, donor_messages.fields_from_proto(donor))
     except InvalidArgument as err:  # an unknown type: this row's problem, not the stream's
         return rules.ImportRow(number, None, [(f.removeprefix("donor."), d) for f, d in err.violations])
 
@@ -79,7 +79,7 @@ async def export_donors(db: Database, reads: ReadAudit, request: pb.ExportDonors
         if as_csv:
             yield pb.ExportDonorsResponse(csv_chunk=rules.csv_text(rows, header=first).encode())
         else:
-            yield pb.ExportDonorsResponse(donors=[donor_api.donor_to_proto(r) for r in rows])
+            yield pb.ExportDonorsResponse(donors=[donor_messages.donor_to_proto(r) for r in rows])
         first = False
     if as_csv and first:  # no donor: the header alone, so the export still re-imports
         yield pb.ExportDonorsResponse(csv_chunk=rules.csv_text([], header=True).encode())

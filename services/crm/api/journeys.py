@@ -8,7 +8,7 @@ from givance.crm.v1 import journey_service_pb2 as pb
 from chassis import context
 from chassis.convert import timestamp
 from chassis.db import Database
-from services.crm.api.donors import donor_to_proto
+from services.crm.api.donor_messages import donor_to_proto
 from services.crm.handlers import journeys as handlers
 
 
