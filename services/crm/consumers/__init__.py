@@ -5,9 +5,10 @@ before any service starts, so no event published in the meantime finds no queue.
 """
 
 from chassis.consumer import Subscription
-from services.crm.consumers import members, organizations
+from services.crm.consumers import duplicates, members, organizations
 
 SUBSCRIPTIONS = [
     Subscription(organizations.QUEUE, organizations.BINDINGS, organizations.on_organization_created),
     Subscription(members.QUEUE, members.BINDINGS, members.on_membership_event),
+    Subscription(duplicates.QUEUE, duplicates.BINDINGS, duplicates.on_donors_imported),
 ]

@@ -9,7 +9,7 @@ from givance.events.v1 import crm_events_pb2
 
 from chassis import paging
 from chassis.audit import ReadAudit
-from chassis.db import Database
+from chassis.db import Database, UnitOfWork
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
 from services.crm.domain import donor_matching as rules
 from services.crm.domain.donors import etag as etag_of
@@ -65,11 +65,12 @@ async def find_duplicates(db: Database, reads: ReadAudit, org: uuid.UUID, donor_
     fp = paging.fingerprint("duplicates", donor_id)
     after = _page_key(page_token, fp, 3)
     async with db.unit_of_work(org) as uow:
-        if did is not None and await donor_store.get(uow.conn, org, did) is None:
-            raise NotFound(f"donor {donor_id} not found")
-        rows = await store.duplicate_pairs(
-            uow.conn, org, donor_id=did, name_threshold=rules.NAME_SIMILARITY_THRESHOLD,
-            email_weight=rules.EMAIL_WEIGHT, phone_weight=rules.PHONE_WEIGHT, after=after, limit=size + 1)
+        if did is not None:
+            if await donor_store.get(uow.conn, org, did) is None:
+                raise NotFound(f"donor {donor_id} not found")
+            rows = await store.duplicates_of(uow.conn, org, did, after=after, limit=size + 1)
+        else:  # the organization's pairs, kept in crm.duplicate_candidates
+            rows = await store.candidate_page(uow.conn, org, after=after, limit=size + 1)
         token = ""
         if len(rows) > size:
             rows = rows[:size]
@@ -81,6 +82,20 @@ async def find_duplicates(db: Database, reads: ReadAudit, org: uuid.UUID, donor_
              for r in rows]
     reads.record("crm.donor.duplicates", "donor", donor_id, after={"returned": len(pairs)})
     return pairs, token
+
+
+# An import's batch carries up to this many donors; refreshed in slices of this size.
+_REFRESH_SLICE = 500
+
+
+async def refresh_imported(uow: UnitOfWork, org: uuid.UUID, donor_ids: list[str]) -> int:
+    """The duplicate pairs of donors an import created or updated (crm.donors.imported),
+    recomputed from their current rows. Returns how many pairs they now have."""
+    ids = sorted({uuid.UUID(i) for i in donor_ids})
+    pairs = 0
+    for start in range(0, len(ids), _REFRESH_SLICE):
+        pairs += await store.refresh_candidates(uow.conn, org, ids[start:start + _REFRESH_SLICE])
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,8 @@ async def merge_donors(db: Database, org: uuid.UUID, survivor_id: str, merged_id
         others = await store.move_references(uow.conn, org, sid, mid)
         await store.recompute_giving(uow.conn, org, sid, mid)
         after = await store.mark_merged(uow.conn, org, sid, mid)
+        await store.forget_candidates(uow.conn, org, [mid])
+        await store.refresh_candidates(uow.conn, org, [sid])
         uow.publish("crm.donor.merged", crm_events_pb2.DonorMergedEvent(survivor_id=str(sid), merged_id=str(mid)),
                     aggregate_type="donor", aggregate_id=str(sid))
         uow.audit("crm.donor.merge", "donor", str(sid),

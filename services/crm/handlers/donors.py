@@ -33,6 +33,7 @@ async def create_donor(db: Database, org: uuid.UUID, fields: rules.DonorFields, 
         row = await store.insert(uow.conn, org, uuid.uuid4(), clean.as_dict(), request_id or None)
         if row is None:  # AIP-155: the request was served before; return its result
             return await store.by_request_id(uow.conn, org, request_id)
+        await matching_store.refresh_candidates(uow.conn, org, [row["id"]])
         uow.audit("crm.donor.create", "donor", str(row["id"]), after=_audited(row))
         return row
 
@@ -127,6 +128,8 @@ async def update_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str, p
             v.add("donor.journey_stage", "changes only through JourneyService.MoveDonorStage")
         v.raise_if_any()
         updated = await store.update(uow.conn, org, did, clean.as_dict())
+        if any(row[f] != updated[f] for f in _MATCHED):
+            await matching_store.refresh_candidates(uow.conn, org, [did])
         uow.audit_change("crm.donor.update", "donor", str(did), _audited(row), _audited(updated))
         return updated
 
@@ -139,6 +142,7 @@ async def delete_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str) -
             raise NotFound(f"donor {donor_id} not found")
         _check_etag(row, etag, "etag")
         deleted = await store.soft_delete(uow.conn, org, did)
+        await matching_store.forget_candidates(uow.conn, org, [did])
         uow.audit("crm.donor.delete", "donor", str(did), before=_audited(row))
         return deleted
 
@@ -151,9 +155,15 @@ async def restore_donor(db: Database, org: uuid.UUID, donor_id: str, etag: str) 
         check_restorable(row, donor_id)
         _check_etag(row, etag, "etag")
         restored = await store.restore(uow.conn, org, did)
+        await matching_store.refresh_candidates(uow.conn, org, [did])
         uow.audit("crm.donor.restore", "donor", str(did), before={"deleted_at": row["deleted_at"]},
                   after=_audited(restored))
         return restored
+
+
+# The fields duplicate pairs are found by: a change to one refreshes the donor's pairs.
+_MATCHED = ("first_name", "last_name", "email", "phone", "address_street", "address_city", "address_zip",
+            "address_country")
 
 
 # What the audit trail keeps of a donor (before and after a change).

@@ -1,4 +1,5 @@
-"""crm's SQL for finding donors again: trigram search, duplicate pairs, merges.
+"""crm's SQL for finding donors again: trigram search, duplicate pairs (live for one donor,
+precomputed in crm.duplicate_candidates for the organization), merges.
 
 The donors' search_text, name_text and phone_digits are generated columns (migration 0003),
 lower-cased and unaccented with crm.immutable_unaccent; queries are normalized the same way
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.crm.domain import donor_matching as rules
 from services.crm.store.donors import _COLUMNS, _GIVING, _row
 
 _SET_WORD_THRESHOLD = text("SELECT set_config('pg_trgm.word_similarity_threshold', CAST(:t AS text), true)")
@@ -46,46 +48,45 @@ async def search(conn: AsyncConnection, org: uuid.UUID, *, query: str, digits: s
     return [_row(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
 
 
-# Equalities, so the planner can hash-join each candidate branch (an OR would compare every pair).
+# Candidate pairs are found through equalities of stored blocking keys only (generated
+# columns, migration 0014), each served by a partial index on crm.donors: under row-level
+# security only a leakproof operator on plain columns (text =) may be an index condition, not
+# lower(b.email) = lower(a.email). So the planner joins each branch by index (one donor, a
+# batch) or hash (the backfill) and never compares every pair of donors in a city: same
+# email_key (donors_email_key), same phone (donors_phone), a similar name (pg_trgm %) in one
+# household_key (zip and street) or, where one of the two has no street and zip, in one
+# city_block_key (country, city and the first two letters of the unaccented last name); so a
+# big city's many John Smiths at different streets are never compared pairwise. Migration 0014
+# holds the same SQL for its backfill.
 _SIMILAR_NAME = "a.name_text <> '' AND b.name_text % a.name_text"
+# What scores a similar name: the same street and zip, or the same city where one of the two
+# has no street and zip (whatever found the pair).
 _SAME_STREET = ("lower(b.address_street) = lower(a.address_street) "
                 "AND upper(replace(b.address_zip, ' ', '')) = upper(replace(a.address_zip, ' ', ''))")
 _SAME_CITY = ("b.address_country = a.address_country "
               "AND crm.immutable_unaccent(lower(b.address_city)) = crm.immutable_unaccent(lower(a.address_city))")
-_SAME_ADDRESS = f"(({_SAME_STREET}) OR ({_SAME_CITY}))"
+# Two full street addresses that differ are two addresses, whatever the city: the same city
+# stands for the same address only where one of the two donors has no street and zip.
+_CITY_ONLY = "(a.household_key IS NULL OR b.household_key IS NULL)"
+_SAME_ADDRESS = f"(({_SAME_STREET}) OR ({_SAME_CITY} AND {_CITY_ONLY}))"
 
 
-async def duplicate_pairs(conn: AsyncConnection, org: uuid.UUID, *, donor_id: uuid.UUID | None,
-                          name_threshold: float, email_weight: float, phone_weight: float,
-                          after: list | None, limit: int) -> list[dict[str, Any]]:
-    """Pairs (a_id, b_id) of live donors with the same email, the same phone, or a similar name
-    at the same address, likeliest first; keyset on (score desc, a_id, b_id). With donor_id,
-    a is that donor; without, a_id < b_id (each pair once)."""
-    await conn.execute(_SET_THRESHOLD, {"t": str(name_threshold)})
-    params: dict[str, Any] = {"org": org, "t": name_threshold, "we": email_weight, "wp": phone_weight,
-                              "limit": limit}
-    if donor_id is not None:
-        pair = "a.id = :donor AND b.id <> a.id"
-        params["donor"] = donor_id
-    else:
-        pair = "a.id < b.id"
+def _pairs_sql(pair: str, ids: str) -> str:
+    """The scored pairs (a_id, b_id, same_email, same_phone, similar_name, score) of the live
+    donors `a` that `pair` selects (a condition on a and b) with every other live donor b of
+    the organization; `ids` is how the pair's ids are output (a.id, b.id or normalized)."""
     base = ("FROM crm.donors a JOIN crm.donors b ON b.organization_id = a.organization_id "
             f"AND b.deleted_at IS NULL AND {pair} {{on}} "
             "WHERE a.organization_id = :org AND a.deleted_at IS NULL")
-    after_sql = ""
-    if after is not None:
-        after_sql = ("WHERE (score < CAST(:after_score AS double precision) OR (score = CAST(:after_score AS "
-                     "double precision) AND (a_id, b_id) > (:after_a, :after_b)))")
-        params["after_score"], params["after_a"], params["after_b"] = after
-    sql = f"""
+    return f"""
         WITH cand AS (
-          SELECT a.id AS a_id, b.id AS b_id {base.format(on="AND lower(b.email) = lower(a.email)")}
+          SELECT {ids} {base.format(on="AND b.email_key = a.email_key")}
           UNION
-          SELECT a.id, b.id {base.format(on="AND b.phone = a.phone")}
+          SELECT {ids} {base.format(on="AND b.phone = a.phone")}
           UNION
-          SELECT a.id, b.id {base.format(on=f"AND {_SIMILAR_NAME} AND {_SAME_STREET}")}
+          SELECT {ids} {base.format(on=f"AND b.household_key = a.household_key AND {_SIMILAR_NAME}")}
           UNION
-          SELECT a.id, b.id {base.format(on=f"AND {_SIMILAR_NAME} AND {_SAME_CITY}")}
+          SELECT {ids} {base.format(on=f"AND b.city_block_key = a.city_block_key AND {_CITY_ONLY} AND {_SIMILAR_NAME}")}
         ), scored AS (
           SELECT c.a_id, c.b_id,
             coalesce(lower(a.email) = lower(b.email), false) AS same_email,
@@ -93,21 +94,92 @@ async def duplicate_pairs(conn: AsyncConnection, org: uuid.UUID, *, donor_id: uu
             CASE WHEN a.name_text <> '' AND {_SAME_ADDRESS}
                  THEN CAST(similarity(a.name_text, b.name_text) AS double precision) ELSE 0 END AS name_sim
           FROM cand c JOIN crm.donors a ON a.id = c.a_id JOIN crm.donors b ON b.id = c.b_id
-        ), pairs AS (
-          SELECT a_id, b_id, same_email, same_phone,
-            name_sim >= CAST(:t AS double precision) AS similar_name,
-            CAST(round(CAST(1
-              - (1 - CASE WHEN same_email THEN CAST(:we AS double precision) ELSE 0 END)
-              * (1 - CASE WHEN same_phone THEN CAST(:wp AS double precision) ELSE 0 END)
-              * (1 - CASE WHEN name_sim >= CAST(:t AS double precision) THEN name_sim ELSE 0 END)
-              AS numeric), 4) AS double precision) AS score
-          FROM scored
         )
-        SELECT a_id, b_id, same_email, same_phone, similar_name, score FROM pairs
-        {after_sql}
+        SELECT a_id, b_id, same_email, same_phone,
+          name_sim >= CAST(:t AS double precision) AS similar_name,
+          CAST(round(CAST(1
+            - (1 - CASE WHEN same_email THEN CAST(:we AS double precision) ELSE 0 END)
+            * (1 - CASE WHEN same_phone THEN CAST(:wp AS double precision) ELSE 0 END)
+            * (1 - CASE WHEN name_sim >= CAST(:t AS double precision) THEN name_sim ELSE 0 END)
+            AS numeric), 4) AS double precision) AS score
+        FROM scored
+    """
+
+
+async def _with_rules(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+    await conn.execute(_SET_THRESHOLD, {"t": str(rules.NAME_SIMILARITY_THRESHOLD)})
+    return {**params, "t": rules.NAME_SIMILARITY_THRESHOLD, "we": rules.EMAIL_WEIGHT, "wp": rules.PHONE_WEIGHT}
+
+
+def _after(after: list | None, params: dict[str, Any], score: str, a: str, b: str) -> str:
+    if after is None:
+        return ""
+    params["after_score"], params["after_a"], params["after_b"] = after
+    # score <= s is an index condition; the rest filters the few rows of equal score.
+    return (f"AND {score} <= CAST(:after_score AS double precision) AND ({score} < CAST(:after_score AS "
+            f"double precision) OR ({a}, {b}) > (:after_a, :after_b))")
+
+
+async def duplicates_of(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID, *, after: list | None,
+                        limit: int) -> list[dict[str, Any]]:
+    """The live duplicates b of one donor a (a_id is always donor_id), computed now, likeliest
+    first; keyset on (score desc, a_id, b_id)."""
+    params = await _with_rules(conn, {"org": org, "donor": donor_id, "limit": limit})
+    after_sql = _after(after, params, "score", "a_id", "b_id")
+    sql = f"""
+        SELECT * FROM ({_pairs_sql("a.id = :donor AND b.id <> a.id", "a.id AS a_id, b.id AS b_id")}) p
+        WHERE true {after_sql}
         ORDER BY score DESC, a_id, b_id LIMIT :limit
     """
     return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+async def candidate_page(conn: AsyncConnection, org: uuid.UUID, *, after: list | None,
+                         limit: int) -> list[dict[str, Any]]:
+    """One page of the organization's precomputed pairs (a_id < b_id), likeliest first; keyset
+    on (score desc, a_id, b_id). A pair whose donor is no longer live is skipped (the writes
+    that end a donor drop its pairs; this is a guard)."""
+    params: dict[str, Any] = {"org": org, "limit": limit}
+    after_sql = _after(after, params, "c.score", "c.donor_id", "c.duplicate_id")
+    sql = f"""
+        SELECT c.donor_id AS a_id, c.duplicate_id AS b_id, c.same_email, c.same_phone, c.similar_name, c.score
+        FROM crm.duplicate_candidates c
+        WHERE c.organization_id = :org {after_sql}
+          AND EXISTS (SELECT 1 FROM crm.donors d WHERE d.id = c.donor_id AND d.deleted_at IS NULL)
+          AND EXISTS (SELECT 1 FROM crm.donors d WHERE d.id = c.duplicate_id AND d.deleted_at IS NULL)
+        ORDER BY c.score DESC, c.donor_id, c.duplicate_id LIMIT :limit
+    """
+    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+async def forget_candidates(conn: AsyncConnection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> int:
+    """Drop every precomputed pair that involves one of these donors."""
+    result = await conn.execute(
+        text("DELETE FROM crm.duplicate_candidates WHERE organization_id = :org "
+             "AND (donor_id = ANY(:ids) OR duplicate_id = ANY(:ids))"),
+        {"org": org, "ids": donor_ids})
+    return result.rowcount
+
+
+async def refresh_candidates(conn: AsyncConnection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> int:
+    """Recompute the precomputed pairs of these donors from their current rows: their old pairs
+    go, the pairs of those still live come (index nested loops from each donor; set-based for
+    a batch). Returns how many pairs they now have."""
+    if not donor_ids:
+        return 0
+    await forget_candidates(conn, org, donor_ids)
+    params = await _with_rules(conn, {"org": org, "ids": donor_ids})
+    pairs = _pairs_sql("a.id = ANY(:ids) AND b.id <> a.id",
+                       "least(a.id, b.id) AS a_id, greatest(a.id, b.id) AS b_id")
+    # ON CONFLICT: a concurrent refresh of the other donor of a pair may have written it.
+    result = await conn.execute(text(
+        "INSERT INTO crm.duplicate_candidates (organization_id, donor_id, duplicate_id, same_email, same_phone, "
+        "similar_name, score) "
+        f"SELECT :org, a_id, b_id, same_email, same_phone, similar_name, score FROM ({pairs}) p "
+        "ON CONFLICT (organization_id, donor_id, duplicate_id) DO UPDATE SET same_email = EXCLUDED.same_email, "
+        "same_phone = EXCLUDED.same_phone, similar_name = EXCLUDED.similar_name, score = EXCLUDED.score, "
+        "computed_at = now()"), params)
+    return result.rowcount
 
 
 async def donors_by_ids(conn: AsyncConnection, org: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
