@@ -82,6 +82,16 @@ async def admin_db(env):
     await conn.close()
 
 
+@pytest.fixture
+async def crm_db(env):
+    """crm's own Database (its service role, row-level security on), for store-level checks."""
+    from chassis.db import Database, create_engine
+
+    db = Database(create_engine(ServiceSettings().app_database_url("crm"), pool_size=2), "crm")
+    yield db
+    await db.dispose()
+
+
 @pytest.fixture(scope="session")
 async def identity_host(env):
     from services.identity.__main__ import build

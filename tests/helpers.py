@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 from givance.crm.v1 import donation_pb2, donation_service_pb2, donor_pb2, donor_service_pb2
@@ -72,3 +74,25 @@ async def invalid(call, field: str) -> grpc.aio.AioRpcError:
     violations = field_violations(err)
     assert field in violations, violations
     return err
+
+
+def _plan_tree(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_tree(child)
+
+
+async def plan_nodes(uow, sql: str, params: dict, off: tuple[str, ...] = ("enable_seqscan",)) -> list[dict]:
+    """Every node of the plan of `sql` in this unit of work (as its service role, under its
+    tenant), with the planner's `off` methods priced out (a tiny test table would otherwise be
+    read whole): a Seq Scan that still shows means no index could serve the query."""
+    from sqlalchemy import text
+
+    from chassis.db import compile_sql
+
+    for setting in off:
+        await uow.conn.execute(text(f"SET LOCAL {setting} = off"))
+    await uow.conn.execute(text("SELECT set_config('pg_trgm.similarity_threshold', '0.5', true)"))
+    compiled, names = compile_sql(text(f"EXPLAIN (FORMAT JSON) {sql}"))
+    raw = await uow.conn.raw.fetchval(compiled, *(params[n] for n in names))
+    return list(_plan_tree((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]))

@@ -4,21 +4,16 @@ equal to what FindDuplicateDonors computes live for each donor, blocked, tenant-
 
 from __future__ import annotations
 
-import json
 import uuid
 
-import pytest
 from givance.crm.v1 import donor_pb2
 from givance.crm.v1 import donor_service_pb2 as pb
 from google.protobuf import field_mask_pb2
-from sqlalchemy import text
 
-from chassis.db import Database, compile_sql, create_engine
-from chassis.settings import ServiceSettings
 from services.crm.consumers import duplicates as consumer
 from services.crm.store import donor_matching as store
 from tests.chassis.support import eventually
-from tests.helpers import new_donor
+from tests.helpers import new_donor, plan_nodes
 
 SPRINGFIELD = donor_pb2.Address(street="1 Main St", postal_code="12345", city="Springfield")
 
@@ -225,38 +220,14 @@ async def test_pairs_never_cross_tenants(stubs, tenant, other_tenant, admin_db):
 # -- the plans: index-driven, no comparison of every pair of a city -------------------------
 
 
-@pytest.fixture
-async def crm_db(env):
-    db = Database(create_engine(ServiceSettings().app_database_url("crm"), pool_size=2), "crm")
-    yield db
-    await db.dispose()
-
-
-def _nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
-
-
-async def _plan(uow, sql: str, params: dict, off: tuple[str, ...] = ("enable_seqscan",)) -> list[dict]:
-    """Every node of the plan, with the planner's `off` methods priced out (a tiny test table
-    would otherwise be read whole): a Seq Scan that still shows means no index could serve it."""
-    for setting in off:
-        await uow.conn.execute(text(f"SET LOCAL {setting} = off"))
-    await uow.conn.execute(text("SELECT set_config('pg_trgm.similarity_threshold', '0.5', true)"))
-    compiled, names = compile_sql(text(f"EXPLAIN (FORMAT JSON) {sql}"))
-    raw = await uow.conn.raw.fetchval(compiled, *(params[n] for n in names))
-    return list(_nodes((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]))
-
-
 async def test_refresh_and_pages_are_index_driven(stubs, tenant, crm_db):
     org = uuid.UUID(tenant.org_id)
     ids = [uuid.UUID((await _donor(stubs, tenant, first_name="Plan", last_name=f"Check{i}",
                                    address=SPRINGFIELD)).id) for i in range(3)]
     params = {"org": org, "ids": ids, "t": 0.5, "we": 0.95, "wp": 0.9}
     async with crm_db.unit_of_work(org) as uow:
-        refresh = await _plan(uow, store._pairs_sql("a.id = ANY(:ids) AND b.id <> a.id", "a.id AS a_id, b.id AS b_id"),
-                              params)
+        refresh = await plan_nodes(
+            uow, store._pairs_sql("a.id = ANY(:ids) AND b.id <> a.id", "a.id AS a_id, b.id AS b_id"), params)
     scans = [n for n in refresh if "Scan" in n["Node Type"] and n.get("Relation Name") == "donors"]
     assert scans and not [n for n in scans if n["Node Type"] == "Seq Scan"], scans
     assert {"donors_email_key", "donors_phone", "donors_household_key", "donors_city_block_key"} <= {
@@ -267,17 +238,17 @@ async def test_refresh_and_pages_are_index_driven(stubs, tenant, crm_db):
     for index, key in (("donors_email_key", "email_key"), ("donors_household_key", "household_key"),
                        ("donors_city_block_key", "city_block_key")):
         async with crm_db.unit_of_work(org) as uow:
-            plan = await _plan(uow, f"SELECT b.id FROM crm.donors b WHERE b.organization_id = :org "
+            plan = await plan_nodes(uow, f"SELECT b.id FROM crm.donors b WHERE b.organization_id = :org "
                                     f"AND b.deleted_at IS NULL AND b.{key} = :v", {"org": org, "v": "x"})
         assert any(n.get("Index Name") == index and f"{key} = " in n.get("Index Cond", "") for n in plan), [
             (index, n.get("Index Name"), n.get("Index Cond")) for n in plan]
     async with crm_db.unit_of_work(org) as uow:
-        plan = await _plan(uow, "SELECT b.id FROM crm.donors b WHERE b.organization_id = :org "
+        plan = await plan_nodes(uow, "SELECT b.id FROM crm.donors b WHERE b.organization_id = :org "
                                 "AND b.deleted_at IS NULL AND lower(b.email) = :v", {"org": org, "v": "x"})
     assert not any("lower(email)" in n.get("Index Cond", "") for n in plan)
 
     async with crm_db.unit_of_work(org) as uow:
-        page = await _plan(uow, "SELECT 1 FROM crm.duplicate_candidates c WHERE c.organization_id = :org "
+        page = await plan_nodes(uow, "SELECT 1 FROM crm.duplicate_candidates c WHERE c.organization_id = :org "
                                 "ORDER BY c.score DESC, c.donor_id, c.duplicate_id LIMIT 51", {"org": org},
                            off=("enable_seqscan", "enable_bitmapscan", "enable_sort"))
     assert any(n.get("Index Name") == "duplicate_candidates_page" for n in page)

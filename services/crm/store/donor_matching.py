@@ -22,6 +22,29 @@ _SET_WORD_THRESHOLD = text("SELECT set_config('pg_trgm.word_similarity_threshold
 _SET_THRESHOLD = text("SELECT set_config('pg_trgm.similarity_threshold', CAST(:t AS text), true)")
 
 
+def search_sql(*, phone: bool, paged: bool) -> str:
+    """The search statement: live donors whose search text word-resembles :q (or, with phone,
+    whose phone digits hold :digits), each with its score, best first; keyset on (score desc,
+    id desc) when paged. The trigram condition alone can use donors_search_trgm under
+    row-level security (its operator is marked leakproof by chassis.migrate); LIKE is not
+    leakproof, so a phone query reads the organization's donors."""
+    match = "crm.immutable_unaccent(lower(:q)) <% d.search_text"
+    if phone:
+        match = f"({match} OR d.phone_digits LIKE CAST(:digits AS text))"
+    after = "WHERE (s.score, s.id) < (CAST(:after_score AS double precision), :after_id)" if paged else ""
+    return f"""
+        SELECT {_COLUMNS}, {_GIVING}, s.score FROM (
+          SELECT d.id, CAST(GREATEST(
+              word_similarity(crm.immutable_unaccent(lower(:q)), d.search_text),
+              CASE WHEN d.phone_digits LIKE CAST(:digits AS text) THEN 1 ELSE 0 END) AS double precision) AS score
+          FROM crm.donors d
+          WHERE d.organization_id = :org AND d.deleted_at IS NULL AND {match}
+        ) s JOIN crm.donors d ON d.id = s.id
+        {after}
+        ORDER BY s.score DESC, s.id DESC LIMIT :limit
+    """
+
+
 async def search(conn: AsyncConnection, org: uuid.UUID, *, query: str, digits: str, threshold: float,
                  after: list | None, limit: int) -> list[dict[str, Any]]:
     """Live donors whose names or email resemble `query` (or whose phone holds `digits`), best
@@ -29,22 +52,9 @@ async def search(conn: AsyncConnection, org: uuid.UUID, *, query: str, digits: s
     await conn.execute(_SET_WORD_THRESHOLD, {"t": str(threshold)})
     params: dict[str, Any] = {"org": org, "q": query, "digits": f"%{digits}%" if digits else None,
                               "limit": limit}
-    after_sql = ""
     if after is not None:
-        after_sql = "WHERE (s.score, s.id) < (CAST(:after_score AS double precision), :after_id)"
         params["after_score"], params["after_id"] = after
-    sql = f"""
-        SELECT {_COLUMNS}, {_GIVING}, s.score FROM (
-          SELECT d.id, CAST(GREATEST(
-              word_similarity(crm.immutable_unaccent(lower(:q)), d.search_text),
-              CASE WHEN d.phone_digits LIKE CAST(:digits AS text) THEN 1 ELSE 0 END) AS double precision) AS score
-          FROM crm.donors d
-          WHERE d.organization_id = :org AND d.deleted_at IS NULL
-            AND (crm.immutable_unaccent(lower(:q)) <% d.search_text OR d.phone_digits LIKE CAST(:digits AS text))
-        ) s JOIN crm.donors d ON d.id = s.id
-        {after_sql}
-        ORDER BY s.score DESC, s.id DESC LIMIT :limit
-    """
+    sql = search_sql(phone=bool(digits), paged=after is not None)
     return [_row(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
 
 
