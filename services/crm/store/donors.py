@@ -178,7 +178,9 @@ async def page(conn: AsyncConnection, org: uuid.UUID, *, order_by: str, after: l
     where, params = live_donors_where(org, journey_stage=journey_stage, tag=tag)
     params["limit"] = limit
     if email:
-        where.append("lower(d.email) = lower(:email)")
+        # email_key is lower(email), stored (migration 0014): a plain column's equality is what
+        # row-level security lets its index (donors_email_key) serve; lower(d.email) was not.
+        where.append("d.email_key = lower(:email)")
         params["email"] = email
     if after is not None:
         op = "<" if direction == "DESC" else ">"
