@@ -44,6 +44,9 @@ class Subscription:
     bindings: Sequence[str]
     handler: Handler
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # Messages handled at once (each in its own transaction, so its own pooled connection):
+    # 1 for heavy handlers that would otherwise starve the service's requests of connections.
+    prefetch: int = 32
 
 
 async def declare_subscriptions(amqp_url: str, exchange: str, subscriptions: Sequence[Subscription]) -> None:

@@ -111,7 +111,7 @@ def attach_event_machinery(host: ServiceHost, db, *, dsn: str, amqp_url: str, ex
     host.workers += [relay, listener]
     for sub in subscriptions:
         consumer = Consumer(db, amqp_url, exchange, sub.queue, sub.bindings, sub.handler,
-                            max_attempts=sub.max_attempts)
+                            max_attempts=sub.max_attempts, prefetch=sub.prefetch)
         host.background.append(consumer.run)
         host.workers.append(consumer)
     host.on_stop.append(db.dispose)

@@ -23,9 +23,9 @@ _PHONE_QUERY = re.compile(r"^[0-9\s+().\-/]+$")
 
 # Duplicates: names at least this similar (pg_trgm similarity) at the same address. Pairs are
 # looked for by blocks (store/donor_matching.py): the same email, the same phone, the same
-# street and zip, or (where one of the two has no street and zip) the same city with last
-# names that start with the same two letters (unaccented, any case); a pair found so is scored
-# with every reason that holds.
+# street and zip, or (between two donors who both have no street and zip) the same city with
+# last names that start with the same two letters (unaccented, any case); a pair found so is
+# scored with every reason that holds.
 NAME_SIMILARITY_THRESHOLD = 0.5
 EMAIL_WEIGHT = 0.95
 PHONE_WEIGHT = 0.9

@@ -93,6 +93,7 @@ async def refresh_imported(uow: UnitOfWork, org: uuid.UUID, donor_ids: list[str]
     recomputed from their current rows. Returns how many pairs they now have."""
     ids = sorted({uuid.UUID(i) for i in donor_ids})
     pairs = 0
+    await store.refresh_statistics_if_stale(uow.conn)
     for start in range(0, len(ids), _REFRESH_SLICE):
         pairs += await store.refresh_candidates(uow.conn, org, ids[start:start + _REFRESH_SLICE])
     return pairs

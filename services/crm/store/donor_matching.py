@@ -64,39 +64,51 @@ async def search(conn: AsyncConnection, org: uuid.UUID, *, query: str, digits: s
 # lower(b.email) = lower(a.email). So the planner joins each branch by index (one donor, a
 # batch) or hash (the backfill) and never compares every pair of donors in a city: same
 # email_key (donors_email_key), same phone (donors_phone), a similar name (pg_trgm %) in one
-# household_key (zip and street) or, where one of the two has no street and zip, in one
+# household_key (zip and street) or, between two donors without street and zip, in one
 # city_block_key (country, city and the first two letters of the unaccented last name); so a
 # big city's many John Smiths at different streets are never compared pairwise. Migration 0014
 # holds the same SQL for its backfill.
 _SIMILAR_NAME = "a.name_text <> '' AND b.name_text % a.name_text"
-# What scores a similar name: the same street and zip, or the same city where one of the two
-# has no street and zip (whatever found the pair).
+# What scores a similar name: the same street and zip, or the same city where neither has a
+# street and zip (whatever found the pair).
 _SAME_STREET = ("lower(b.address_street) = lower(a.address_street) "
                 "AND upper(replace(b.address_zip, ' ', '')) = upper(replace(a.address_zip, ' ', ''))")
 _SAME_CITY = ("b.address_country = a.address_country "
               "AND crm.immutable_unaccent(lower(b.address_city)) = crm.immutable_unaccent(lower(a.address_city))")
-# Two full street addresses that differ are two addresses, whatever the city: the same city
-# stands for the same address only where one of the two donors has no street and zip.
-_CITY_ONLY = "(a.household_key IS NULL OR b.household_key IS NULL)"
+# A full street address (street and zip) is the address: two that differ are two addresses,
+# whatever the city. The city stands for the address only between two donors who both have no
+# street and zip (donors_city_block_key holds only those, so a city's thousands of donors with
+# full addresses are never looked through).
+_CITY_ONLY = "a.household_key IS NULL AND b.household_key IS NULL"
 _SAME_ADDRESS = f"(({_SAME_STREET}) OR ({_SAME_CITY} AND {_CITY_ONLY}))"
 
 
-def _pairs_sql(pair: str, ids: str) -> str:
+def _pairs_sql(ids: str) -> str:
     """The scored pairs (a_id, b_id, same_email, same_phone, similar_name, score) of the live
-    donors `a` that `pair` selects (a condition on a and b) with every other live donor b of
-    the organization; `ids` is how the pair's ids are output (a.id, b.id or normalized)."""
-    base = ("FROM crm.donors a JOIN crm.donors b ON b.organization_id = a.organization_id "
-            f"AND b.deleted_at IS NULL AND {pair} {{on}} "
-            "WHERE a.organization_id = :org AND a.deleted_at IS NULL")
+    donors a whose ids are in :ids with every other live donor b of the organization; `ids` is
+    how the pair's ids are output (a.id, b.id or normalized).
+
+    Every lookup is a LATERAL subquery fenced with OFFSET 0: a by its id, then b by a's key,
+    each a parameterized index scan whatever the statistics say. Right after a bulk import
+    they say the table is nearly empty, and plain joins were then planned as nested loops
+    that read every donor of the organization for each donor a."""
+    def branch(match: str) -> str:
+        return (f"SELECT {ids} FROM a CROSS JOIN LATERAL ("
+                "SELECT b.id FROM crm.donors b WHERE b.organization_id = :org AND b.deleted_at IS NULL "
+                f"AND b.id <> a.id AND {match} OFFSET 0) b")
     return f"""
-        WITH cand AS (
-          SELECT {ids} {base.format(on="AND b.email_key = a.email_key")}
+        WITH a AS MATERIALIZED (
+          SELECT a.* FROM unnest(CAST(:ids AS uuid[])) AS x(id) CROSS JOIN LATERAL (
+            SELECT a.id, a.email_key, a.phone, a.household_key, a.city_block_key, a.name_text FROM crm.donors a
+            WHERE a.organization_id = :org AND a.deleted_at IS NULL AND a.id = x.id OFFSET 0) a
+        ), cand AS (
+          {branch("b.email_key = a.email_key")}
           UNION
-          SELECT {ids} {base.format(on="AND b.phone = a.phone")}
+          {branch("b.phone = a.phone")}
           UNION
-          SELECT {ids} {base.format(on=f"AND b.household_key = a.household_key AND {_SIMILAR_NAME}")}
+          {branch(f"b.household_key = a.household_key AND {_SIMILAR_NAME}")}
           UNION
-          SELECT {ids} {base.format(on=f"AND b.city_block_key = a.city_block_key AND {_CITY_ONLY} AND {_SIMILAR_NAME}")}
+          {branch(f"{_CITY_ONLY} AND b.city_block_key = a.city_block_key AND {_SIMILAR_NAME}")}
         ), scored AS (
           SELECT c.a_id, c.b_id,
             coalesce(lower(a.email) = lower(b.email), false) AS same_email,
@@ -134,10 +146,10 @@ async def duplicates_of(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UU
                         limit: int) -> list[dict[str, Any]]:
     """The live duplicates b of one donor a (a_id is always donor_id), computed now, likeliest
     first; keyset on (score desc, a_id, b_id)."""
-    params = await _with_rules(conn, {"org": org, "donor": donor_id, "limit": limit})
+    params = await _with_rules(conn, {"org": org, "ids": [donor_id], "limit": limit})
     after_sql = _after(after, params, "score", "a_id", "b_id")
     sql = f"""
-        SELECT * FROM ({_pairs_sql("a.id = :donor AND b.id <> a.id", "a.id AS a_id, b.id AS b_id")}) p
+        SELECT * FROM ({_pairs_sql("a.id AS a_id, b.id AS b_id")}) p
         WHERE true {after_sql}
         ORDER BY score DESC, a_id, b_id LIMIT :limit
     """
@@ -171,6 +183,25 @@ async def forget_candidates(conn: AsyncConnection, org: uuid.UUID, donor_ids: li
     return result.rowcount
 
 
+# Re-analyze crm.donors once this many rows (and at least a fifth of it) changed since the last
+# ANALYZE: a bulk import outruns autovacuum, and stale statistics make every lookup a scan.
+_STALE_ROWS = 1000
+_STALE_FRACTION = 0.2
+
+
+async def refresh_statistics_if_stale(conn: AsyncConnection) -> bool:
+    """ANALYZE crm.donors (through crm.refresh_donor_statistics, migration 0015) when many of
+    its rows changed since its statistics were taken; True when it did."""
+    row = (await conn.execute(text(
+        "SELECT s.n_mod_since_analyze AS changed, greatest(c.reltuples, 0) AS rows "
+        "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+        "WHERE s.relid = CAST('crm.donors' AS regclass)"))).mappings().first()
+    if row is None or row["changed"] < max(_STALE_ROWS, _STALE_FRACTION * row["rows"]):
+        return False
+    await conn.execute(text("SELECT crm.refresh_donor_statistics()"))
+    return True
+
+
 async def refresh_candidates(conn: AsyncConnection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> int:
     """Recompute the precomputed pairs of these donors from their current rows: their old pairs
     go, the pairs of those still live come (index nested loops from each donor; set-based for
@@ -179,8 +210,7 @@ async def refresh_candidates(conn: AsyncConnection, org: uuid.UUID, donor_ids: l
         return 0
     await forget_candidates(conn, org, donor_ids)
     params = await _with_rules(conn, {"org": org, "ids": donor_ids})
-    pairs = _pairs_sql("a.id = ANY(:ids) AND b.id <> a.id",
-                       "least(a.id, b.id) AS a_id, greatest(a.id, b.id) AS b_id")
+    pairs = _pairs_sql("least(a.id, b.id) AS a_id, greatest(a.id, b.id) AS b_id")
     # ON CONFLICT: a concurrent refresh of the other donor of a pair may have written it.
     result = await conn.execute(text(
         "INSERT INTO crm.duplicate_candidates (organization_id, donor_id, duplicate_id, same_email, same_phone, "

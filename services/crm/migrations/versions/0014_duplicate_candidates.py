@@ -11,8 +11,9 @@
   row-level security kept the service from using), household_key = normalized zip + lower
   street (similar names in one household), city_block_key = country + unaccented lower city
   + first two letters of the unaccented last name (similar names in one city are compared
-  only within this block, and only where one of the two donors has no street and zip: two
-  different street addresses are two addresses). Net: two more indexes on crm.donors.
+  only within this block, and only between donors who both have no street and zip: a full
+  street address is the address; the index holds only such donors). Net: two more indexes on
+  crm.donors, one of them small.
 - The backfill computes every existing pair in one statement (hash joins on the same keys).
   crm.donors is under FORCE ROW LEVEL SECURITY, so the owner lifts the force for that one
   statement, inside this migration's transaction.
@@ -38,7 +39,7 @@ _SAME_STREET = ("lower(b.address_street) = lower(a.address_street) "
                 "AND upper(replace(b.address_zip, ' ', '')) = upper(replace(a.address_zip, ' ', ''))")
 _SAME_CITY = ("b.address_country = a.address_country "
               "AND crm.immutable_unaccent(lower(b.address_city)) = crm.immutable_unaccent(lower(a.address_city))")
-_CITY_ONLY = "(a.household_key IS NULL OR b.household_key IS NULL)"
+_CITY_ONLY = "a.household_key IS NULL AND b.household_key IS NULL"
 
 BACKFILL = f"""
     INSERT INTO crm.duplicate_candidates (organization_id, donor_id, duplicate_id, same_email, same_phone,
@@ -107,8 +108,9 @@ def upgrade() -> None:
           WHERE deleted_at IS NULL AND email_key IS NOT NULL;
         CREATE INDEX donors_household_key ON crm.donors (organization_id, household_key)
           WHERE deleted_at IS NULL AND household_key IS NOT NULL;
+        -- Only donors without a full street address are compared by city: a small index.
         CREATE INDEX donors_city_block_key ON crm.donors (organization_id, city_block_key)
-          WHERE deleted_at IS NULL AND city_block_key IS NOT NULL;
+          WHERE deleted_at IS NULL AND city_block_key IS NOT NULL AND household_key IS NULL;
         """,
     )
     script(
