@@ -11,6 +11,8 @@ from decimal import Decimal
 from google.protobuf import timestamp_pb2
 from google.type import date_pb2, money_pb2
 
+from chassis.errors import Violations
+
 NANOS = Decimal(1_000_000_000)
 
 
@@ -35,6 +37,22 @@ def date(value: dt.date | None) -> date_pb2.Date | None:
 def from_date(d: date_pb2.Date) -> dt.date:
     """Raises ValueError for an incomplete or impossible date."""
     return dt.date(d.year, d.month, d.day)
+
+
+def date_field(msg, name: str, violations: Violations, *, path: str | None = None,
+               required: bool = False) -> dt.date | None:
+    """The google.type.Date field `name` of `msg`, or None when unset; an unset required field
+    or an impossible date is a violation named `path` (default: the field's name)."""
+    path = path or name
+    if not msg.HasField(name):
+        if required:
+            violations.add(path, "is required")
+        return None
+    try:
+        return from_date(getattr(msg, name))
+    except ValueError as exc:
+        violations.add(path, f"is not a valid date: {exc}")
+        return None
 
 
 def money(amount: Decimal, currency: str) -> money_pb2.Money:

@@ -8,7 +8,7 @@ from givance.crm.v1 import donation_service_pb2 as pb
 from chassis import context
 from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
-from chassis.convert import from_date, from_money, from_timestamp, money, timestamp
+from chassis.convert import date_field, from_money, from_timestamp, money, timestamp
 from chassis.db import Database
 from chassis.errors import Violations
 from services.crm.domain import donations as rules
@@ -44,15 +44,8 @@ def fields_from_proto(d: donation_pb2.Donation, only: set[str] | None = None) ->
         except ValueError as exc:
             v.add("donation.amount", str(exc))
     gift_date = None
-    if only is not None and "date" not in only:
-        pass
-    elif not d.HasField("date"):
-        v.add("donation.date", "is required")
-    else:
-        try:
-            gift_date = from_date(d.date)
-        except ValueError as exc:
-            v.add("donation.date", f"is not a valid date: {exc}")
+    if only is None or "date" in only:
+        gift_date = date_field(d, "date", v, path="donation.date", required=True)
     if d.payment_method not in _METHOD_IN:
         v.add("donation.payment_method", f"unknown payment method {d.payment_method}")
     v.raise_if_any()
@@ -95,16 +88,6 @@ def revision_to_proto(row: dict) -> donation_pb2.DonationRevision:
     )
 
 
-def _optional_date(msg, name: str, field: str, v: Violations):
-    if not msg.HasField(name):
-        return None
-    try:
-        return from_date(getattr(msg, name))
-    except ValueError as exc:
-        v.add(field, f"is not a valid date: {exc}")
-        return None
-
-
 def _actor() -> str | None:
     principal = context.current().principal
     return principal.subject if principal else None
@@ -122,8 +105,8 @@ class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
 
     async def ListDonations(self, request: pb.ListDonationsRequest, ctx) -> pb.ListDonationsResponse:
         v = Violations()
-        start = _optional_date(request, "start_date", "start_date", v)
-        end = _optional_date(request, "end_date", "end_date", v)
+        start = date_field(request, "start_date", v)
+        end = date_field(request, "end_date", v)
         v.raise_if_any()
         rows, token = await handlers.list_donations(self.db, self.reads, context.current().tenant_id,
                                                     handlers.ListDonations(
@@ -150,7 +133,7 @@ class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
                 amount = from_money(request.amount)
             except ValueError as exc:
                 v.add("amount", str(exc))
-        refund_date = _optional_date(request, "refund_date", "refund_date", v)
+        refund_date = date_field(request, "refund_date", v)
         v.raise_if_any()
         row, refund = await handlers.refund_donation(
             self.db, context.current().tenant_id, request.donation_id, amount, request.amount.currency_code,

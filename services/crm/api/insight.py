@@ -11,7 +11,7 @@ from givance.crm.v1 import insight_service_pb2 as pb
 from chassis import context
 from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
-from chassis.convert import from_date, money
+from chassis.convert import date_field, money
 from chassis.db import Database
 from chassis.errors import Violations
 from services.crm.domain import insight as rules
@@ -25,18 +25,6 @@ def _gift(amount, day, cur: str) -> insight_pb2.GiftFact | None:
     if amount is None:
         return None
     return insight_pb2.GiftFact(amount=money(Decimal(amount), cur), date=date_pb(day))
-
-
-def _read_date(request, field: str, v: Violations, required: bool = True):
-    if not request.HasField(field):
-        if required:
-            v.add(field, "is required")
-        return None
-    try:
-        return from_date(getattr(request, field))
-    except ValueError as exc:
-        v.add(field, f"is not a valid date: {exc}")
-        return None
 
 
 class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
@@ -73,7 +61,7 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
 
     async def ListDonorRfm(self, request: pb.ListDonorRfmRequest, ctx) -> pb.ListDonorRfmResponse:
         v = Violations()
-        as_of = _read_date(request, "as_of", v, required=False) if request.HasField("as_of") \
+        as_of = date_field(request, "as_of", v) if request.HasField("as_of") \
             else datetime.now(UTC).date()
         v.raise_if_any()
         rows, token, cur = await handlers.list_rfm(self.db, self.reads, context.current().tenant_id, as_of,
@@ -90,8 +78,8 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         if unit is None:
             v.add("period", "is required" if request.period == insight_pb2.SUMMARY_PERIOD_UNSPECIFIED
                   else f"unknown period {request.period}")
-        start = _read_date(request, "start_date", v)
-        end = _read_date(request, "end_date", v)
+        start = date_field(request, "start_date", v, required=True)
+        end = date_field(request, "end_date", v, required=True)
         v.raise_if_any()
         periods, cur = await handlers.giving_summary(self.db, self.reads, context.current().tenant_id, unit, start,
                                                      end, request.currency_code)
