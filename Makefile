@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 GEN := build/gen
 STAMP := $(VENV)/.installed
-SERVICES := identity crm
+# Which services `make migrate` and `make run` take: empty means every one listed in
+# pyproject.toml ([tool.givance] services, the one list); `make run SERVICES=identity` runs some.
+SERVICES :=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint proto bench venv migrate services-up clean
+.PHONY: run test lint proto bench fuzz faults venv migrate services-up clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,16 +42,40 @@ lint: proto
 
 # Starts PostgreSQL and RabbitMQ when they are local and down (the dev and CI machines).
 services-up:
-	@$(BIN)/python -m chassis.devservices
+	@$(BIN)/python -m tools.devservices
 
+# Development runs give every service its own broker user (givance-<service>, password
+# dev-<service>) where rabbitmqctl can create it; GIVANCE_DEV_BROKER_USERS=0 runs them all as guest.
 migrate: proto services-up
-	$(BIN)/python -m chassis.migrate $(SERVICES)
+	GIVANCE_DEV_BROKER_USERS=$${GIVANCE_DEV_BROKER_USERS:-1} $(BIN)/python -m chassis.migrate $(SERVICES)
 
-test: lint services-up
+# The /docs page is tested in headless Chromium (Debian's package): installed here when missing
+# and this runs as root with apt-get; otherwise that one test is skipped, saying why.
+browser:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium (apt-get) for the /docs browser test"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed: the /docs browser test will be skipped"; fi; }
+
+test: lint browser  # the test setup brings PostgreSQL and RabbitMQ up itself (tests/infra.py)
 	$(BIN)/python -m pytest -q tests
 
+# A development run: identity may use the published development keys (it refuses them otherwise).
+# Services that act for a tenant without a caller get development service principals
+# (tools/devprincipals.py); GIVANCE_DEV_PRINCIPALS=0 leaves them out.
 run: migrate
-	$(BIN)/python -m chassis.runall $(SERVICES)
+	GIVANCE_DEV_PRINCIPALS=$${GIVANCE_DEV_PRINCIPALS:-1} $(BIN)/python -m tools.devprincipals
+	IDENTITY_ALLOW_DEV_KEYS=$${IDENTITY_ALLOW_DEV_KEYS:-1} GIVANCE_DEV_BROKER_USERS=$${GIVANCE_DEV_BROKER_USERS:-1} \
+	  COMMS_MAIL_CATCHER=$${COMMS_MAIL_CATCHER:-1} GIVANCE_DEV_PRINCIPALS=$${GIVANCE_DEV_PRINCIPALS:-1} \
+	  $(BIN)/python -m tools.runall $(SERVICES)
+
+# The long profile of the fuzz suite (make test runs a quick one).
+fuzz: proto services-up
+	GIVANCE_FUZZ_EXAMPLES=$${GIVANCE_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest -q tests/fuzz
+
+# The fault-injection suite at full length (4,000 writes a fault, 20 s outages; make test runs 600 and 4 s).
+faults: proto services-up
+	GIVANCE_FAULTS_PROFILE=full $(BIN)/python -m pytest -q -s tests/faults
 
 bench: proto services-up
 	$(BIN)/python -m bench

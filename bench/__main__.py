@@ -7,6 +7,17 @@
     bench token_check: N us/call first=F cached=C
     bench import_donors: N rows/s ratio=R baseline=B rss=M rows=1000000 created=C updated=U rejected=X
     bench list_donors: P99 ms p50=... p99=... pages=N
+    bench gateway_get_donor: N req/s ratio=R grpc=G p99=P ms grpc_p99=Q ms errors=0
+    bench webhook: N events/s ratio=R bare=B p99=P ms errors=0
+    bench usage_count: N events/s events=M seconds=S
+    bench upload: N MB/s ratio=R baseline=B MB/s size=50MB
+    bench workflow: N executions/s p99_step_ms=M p50_step_ms=P executions=1000 gifts_s=G errors=0
+    bench rollup: N gifts/s ratio=R plain=P errors=0
+    bench rollup_check: S seconds gifts=1000000 soft_credits=2000000 differences=0
+    bench ai_compose: N emails/s ratio=R loop=L p99=MS donors=1000 concurrency=16
+    bench email_session: N drafts/s ratio=R loop=L p99_first_draft=MS donors=1000
+    bench send_email: N emails/s ratio=R baseline=B sent=S
+    bench track_click: N req/s ratio=R bare=B p99=P ms errors=0
 
 The ratios divide a service's calls per second by the echo server's, both measured by the
 same load client (bench.load) with the same concurrency, payload size and metadata in this
@@ -23,6 +34,21 @@ The import streams a million generated donors as CSV into ImportDonors and sets 
 second against raw COPY of the same rows into a bare table (bench.import_donors); rss is the
 crm server's peak resident memory in MB. list_donors is the latency of filtered ListDonors
 pages over those donors, following page tokens (bench.list_donors).
+gateway_get_donor sets GET /v1/donors/{id} through the HTTP/JSON gateway against gRPC GetDonor
+straight to crm, the same load client and concurrency (bench.gateway).
+webhook sets signed Stripe events verified, stored and acknowledged by billing's webhook host
+against a bare handler that only verifies them (same HttpHost settings, same client); usage_count
+is how fast billing's consumer counts usage events (bench.webhook).
+upload streams a 50 MB document into crm's UploadDocument (hashed while streaming, stored, recorded)
+against writing the same bytes to the same store directly (bench.upload).
+workflow runs 1,000 executions of a three-step workflow, each started by a recorded gift, and
+times them from crm's own rows (bench.workflow).
+ai_compose sets GenerateDonorEmail (ai reading each donor from crm, the built-in composer) against
+the composer in a plain loop over the same donors' facts (bench.ai_compose): ai's part of
+`bench email_session`, which comms' generation sessions complete.
+email_session runs a 1,000-donor AI email generation session (comms' work queue, ai's worker, the
+built-in composer, comms storing each draft) against the same composer loop (bench.email_session).
+send_email and track_click are comms' (bench.comms: `python -m bench.comms` runs only them).
 """
 
 from __future__ import annotations
@@ -32,14 +58,30 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvloop
 
-from bench import echo, import_donors, list_donors, login, seed, token_check
+from bench import (
+    ai_compose,
+    comms,
+    echo,
+    email_session,
+    gateway,
+    import_donors,
+    list_donors,
+    login,
+    rollup,
+    seed,
+    token_check,
+    upload,
+    webhook,
+    workflow,
+)
 from bench.lag import LagProbe, percentile
 from bench.load import LoadResult, LoadSpec, run
 from bench.stack import (
+    SERVICES,
     Processes,
     Stack,
     free_ports,
@@ -50,8 +92,7 @@ from bench.stack import (
     wait_queues_drained,
 )
 from bench.stack import wait_outbox_drained as drained
-from services.crm.consumers import SUBSCRIPTIONS as CRM_SUBSCRIPTIONS
-from services.identity.consumers import SUBSCRIPTIONS as IDENTITY_SUBSCRIPTIONS
+from chassis.spec import load
 
 DONORS = 200
 CONCURRENCY = 32
@@ -68,8 +109,16 @@ _started = time.monotonic()
 @dataclass
 class Addresses:
     echo: str
-    identity: str
-    crm: str
+    services: dict[str, str]  # every listed service's address, by name
+    http: dict[str, str] = field(default_factory=dict)  # a service's public HTTP host (billing's webhooks)
+
+    @property
+    def identity(self) -> str:
+        return self.services["identity"]
+
+    @property
+    def crm(self) -> str:
+        return self.services["crm"]
 
 
 def progress(message: str) -> None:
@@ -81,13 +130,44 @@ def report(name: str, value: float, unit: str, decimals: int = 0, **keys: object
     print(f"bench {name}: {value:.{decimals}f} {unit} {fields}".rstrip(), flush=True)
 
 
-def start_servers(procs: Processes, stack: Stack) -> Addresses:
-    echo_port, identity_port, crm_port = free_ports(3)
-    identity = f"127.0.0.1:{identity_port}"
+def start_servers(procs: Processes, stack: Stack, extra: dict[str, dict[str, str]] | None = None) -> Addresses:
+    """The echo server and every listed service, each on a free port (<PREFIX>PORT), with the
+    extra environment `extra` names for it (comms: its catcher and public HTTP port)."""
+    echo_port, *ports = free_ports(1 + len(SERVICES))
+    addrs = Addresses(echo=f"127.0.0.1:{echo_port}",
+                      services={name: f"127.0.0.1:{port}" for name, port in zip(SERVICES, ports, strict=True)})
     procs.start("echo", "bench.echo", str(echo_port))
-    procs.start("identity", "services.identity", env=stack.env(IDENTITY_PORT=str(identity_port)))
-    procs.start("crm", "services.crm", env=stack.env(CRM_PORT=str(crm_port), IDENTITY_ADDRESS=identity))
-    return Addresses(echo=f"127.0.0.1:{echo_port}", identity=identity, crm=f"127.0.0.1:{crm_port}")
+    for name, port in zip(SERVICES, ports, strict=True):
+        prefix = load(name).settings.model_config["env_prefix"]
+        env = {f"{prefix}PORT": str(port), "IDENTITY_ADDRESS": addrs.identity, "CRM_ADDRESS": addrs.crm}
+        if "comms" in addrs.services:  # ai's generation worker asks comms
+            env["COMMS_ADDRESS"] = addrs.services["comms"]
+        # a public HTTP port besides gRPC (billing's webhooks, comms' tracking, crm's links): a free one,
+        # unless `extra` names it
+        for setting in (f for f in load(name).settings.model_fields if f in ("webhook_port", "http_port")):
+            (http_port,) = free_ports(1)
+            env[f"{prefix}{setting.upper()}"] = str(http_port)
+        env.update((extra or {}).get(name, {}))
+        for setting in ("WEBHOOK_PORT", "HTTP_PORT"):
+            if f"{prefix}{setting}" in env:
+                addrs.http[name] = f"127.0.0.1:{env[f'{prefix}{setting}']}"
+        procs.start(name, f"services.{name}", env=stack.env(**env))
+    return addrs
+
+
+def start_gateway(procs: Processes, stack: Stack, addrs: Addresses) -> str:
+    (port,) = free_ports(1)
+    procs.start("gateway", "gateway", env=gateway.gateway_env(stack, port, addrs.services))
+    return f"127.0.0.1:{port}"
+
+
+async def gateway_throughput(procs: Processes, stack: Stack, addrs: Addresses, tenant: seed.Tenant) -> None:
+    await settled(stack)
+    address = start_gateway(procs, stack, addrs)
+    await gateway.wait_ready(address, procs)
+    http, grpc_ = await gateway.measure(address, addrs.crm, tenant, concurrency=CONCURRENCY, warmup=WARMUP_SECONDS,
+                                        window=WINDOW_SECONDS, rounds=ROUNDS, progress=progress)
+    print(gateway.report_line(http, grpc_), flush=True)
 
 
 async def throughput(target: str, method: str, payloads: list[bytes], tenant: seed.Tenant) -> LoadResult:
@@ -132,9 +212,9 @@ async def settled(stack: Stack) -> None:
     """Until the events written so far are published and consumed (identity keeps the audit
     trail of crm's calls, crm sets up the organizations identity creates)."""
     t0 = time.monotonic()
-    for schema in ("crm", "identity"):
+    for schema in SERVICES:
         await drained(stack, schema)
-    await wait_queues_drained(stack, [sub.queue for sub in (*IDENTITY_SUBSCRIPTIONS, *CRM_SUBSCRIPTIONS)])
+    await wait_queues_drained(stack, [sub.queue for name in SERVICES for sub in load(name).subscriptions])
     await asyncio.sleep(0.5)  # the consumers' last prefetched messages
     if time.monotonic() - t0 > 1.5:
         progress(f"settled after {time.monotonic() - t0:.1f}s")
@@ -180,6 +260,13 @@ async def best_throughputs(stack: Stack, addrs: Addresses, tenant: seed.Tenant) 
     return best
 
 
+async def workflow_rate(stack: Stack, addrs: Addresses) -> None:
+    await settled(stack)
+    progress(f"workflow: a new organization with {workflow.EXECUTIONS} donors")
+    tenant = await seed.seed(addrs.identity, addrs.crm, workflow.EXECUTIONS)
+    print(await workflow.measure(addrs.crm, tenant, stack.database_url, progress), flush=True)
+
+
 async def bulk_donors(stack: Stack, addrs: Addresses, crm_pid: int) -> None:
     """A new organization of one million imported donors; then ListDonors over them."""
     await settled(stack)
@@ -197,10 +284,25 @@ async def bulk_donors(stack: Stack, addrs: Addresses, crm_pid: int) -> None:
            pages=listed.pages)
 
 
-async def measure(procs: Processes, stack: Stack, addrs: Addresses, crm_pid: int) -> None:
+async def comms_figures(procs: Processes, stack: Stack, addrs: Addresses, tenant: seed.Tenant,
+                        ports: tuple[int, int, int]) -> None:
+    await settled(stack)
+    smtp_port, http_port, bare_port = ports
+    for port in ports:
+        await comms.wait_tcp(port, procs)
+    print(await comms.measure_send_email(addrs.services["comms"], smtp_port, tenant, ROUNDS, progress), flush=True)
+    await settled(stack)
+    print(await comms.measure_track_click(addrs.services["comms"], f"127.0.0.1:{http_port}",
+                                          f"127.0.0.1:{bare_port}", tenant, concurrency=CONCURRENCY,
+                                          warmup=WARMUP_SECONDS, window=WINDOW_SECONDS, rounds=ROUNDS,
+                                          progress=progress), flush=True)
+
+
+async def measure(procs: Processes, stack: Stack, addrs: Addresses, crm_pid: int,
+                  comms_ports: tuple[int, int, int] | None = None) -> None:
     await wait_listening(addrs.echo, procs)
-    await wait_healthy(addrs.identity, procs)
-    await wait_healthy(addrs.crm, procs)
+    for address in addrs.services.values():
+        await wait_healthy(address, procs)
     progress(f"servers up; seeding one organization and {DONORS} donors")
     tenant = await seed.seed(addrs.identity, addrs.crm, DONORS)
     best = await best_throughputs(stack, addrs, tenant)
@@ -209,6 +311,35 @@ async def measure(procs: Processes, stack: Stack, addrs: Addresses, crm_pid: int
     await event_lag(stack, addrs, tenant)
     await login_rate(stack, addrs)
     await interceptor_cost(stack, addrs, tenant)
+    await gateway_throughput(procs, stack, addrs, tenant)
+    await settled(stack)
+    print(upload.report_line(await upload.measure(addrs.crm, tenant.metadata, upload.store_dir(), progress)),
+          flush=True)
+    if "billing" in addrs.services:
+        await settled(stack)
+        for line in await webhook.figures(procs, stack, addrs, tenant, concurrency=CONCURRENCY,
+                                          warmup=WARMUP_SECONDS, window=WINDOW_SECONDS, rounds=ROUNDS,
+                                          progress=progress):
+            print(line, flush=True)
+    await workflow_rate(stack, addrs)
+    await settled(stack)
+    print(await rollup.measure_rollup(addrs.crm, tenant, concurrency=CONCURRENCY, warmup=WARMUP_SECONDS,
+                                      window=WINDOW_SECONDS, rounds=ROUNDS, settle=lambda: drained(stack, "crm"),
+                                      progress=progress), flush=True)
+    await settled(stack)
+    print(await rollup.measure_check(addrs.identity, addrs.crm, stack.database_url, progress), flush=True)
+    if "ai" in addrs.services:
+        await settled(stack)
+        f = await ai_compose.measure(addrs.identity, addrs.crm, addrs.services["ai"], progress=progress)
+        report("ai_compose", f["rate"], "emails/s", ratio=f"{f['rate'] / f['loop']:.4f}", loop=f"{f['loop']:.0f}",
+               p99=f"{f['p99']:.1f}ms", donors=f["donors"], concurrency=ai_compose.CONCURRENCY)
+        if "comms" in addrs.services:
+            await settled(stack)
+            print(email_session.report_line(await email_session.measure(
+                addrs.identity, addrs.crm, addrs.services["comms"], addrs.services["ai"], progress=progress)),
+                flush=True)
+    if comms_ports is not None:
+        await comms_figures(procs, stack, addrs, tenant, comms_ports)
     await bulk_donors(stack, addrs, crm_pid)
     procs.check_alive()
 
@@ -220,10 +351,13 @@ def main() -> None:
     os.environ.update(stack.env())  # this process's own consumer reads the chassis settings
     progress(f"recreating database {stack.database_url} and the vhost")
     recreate(stack)
+    upload.store_dir()  # crm's documents directory for this run (its process inherits it)
     procs = Processes()
     try:
-        addrs = start_servers(procs, stack)
-        uvloop.run(measure(procs, stack, addrs, procs._procs["crm"].pid))  # its /proc: peak memory
+        comms_ports = comms.start_comms_helpers(procs, stack) if "comms" in SERVICES else None
+        extra = {"comms": comms.comms_env(comms_ports[0], comms_ports[1])} if comms_ports else None
+        addrs = start_servers(procs, stack, extra)
+        uvloop.run(measure(procs, stack, addrs, procs._procs["crm"].pid, comms_ports))  # crm's /proc: peak memory
     finally:
         progress("stopping servers")
         procs.stop_all()

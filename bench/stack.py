@@ -27,11 +27,12 @@ from sqlalchemy.engine import make_url
 
 from chassis import migrate
 from chassis.settings import plain_dsn
+from chassis.spec import listed_services
 
-DATABASE = "givance_bench"
-VHOST = "givance-bench"
+DATABASE = os.environ.get("GIVANCE_BENCH_DATABASE", "givance_bench")
+VHOST = DATABASE.replace("_", "-")
 EXCHANGE = "givance.events"
-SERVICES = ["identity", "crm"]
+SERVICES = listed_services()
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "build" / "bench"
 
@@ -47,7 +48,8 @@ class Stack:
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a service process (and of this one, for the chassis settings)."""
-        return {**os.environ, "DATABASE_URL": self.database_url, "RABBITMQ_URL": self.rabbitmq_url,
+        return {"IDENTITY_ALLOW_DEV_KEYS": "1",  # a benchmark run is development: identity's keys may be too
+                **os.environ, "DATABASE_URL": self.database_url, "RABBITMQ_URL": self.rabbitmq_url,
                 "EVENTS_EXCHANGE": EXCHANGE, **extra}
 
 

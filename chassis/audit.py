@@ -54,7 +54,8 @@ class ReadAudit:
         assert ctx.tenant_id is not None, "an audited read needs a tenant"
         self._pending.append(_Read(
             tenant_id=ctx.tenant_id, action=action, resource_type=resource_type, resource_id=resource_id,
-            actor_id=principal.subject if principal else "", actor_kind=principal.kind if principal else "system",
+            actor_id=(principal.actor or principal.subject) if principal else "",
+            actor_kind=principal.kind if principal else "system",
             request_id=ctx.request_id, peer=ctx.peer, after=after, occurred_at=datetime.now(UTC),
         ))
         if len(self._pending) >= self.max_batch:

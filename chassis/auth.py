@@ -72,7 +72,7 @@ class JwksCache:
 
 
 class TokenVerifier:
-    def __init__(self, jwks: JwksCache, *, issuer: str = ISSUER, audience: str = AUDIENCE,
+    def __init__(self, jwks: JwksCache, *, issuer: str = ISSUER, audience: str | tuple[str, ...] = AUDIENCE,
                  cache_size: int = 50_000, leeway: float = 0.0):
         self.jwks = jwks
         self.issuer = issuer
@@ -115,7 +115,7 @@ class TokenVerifier:
                 token,
                 key,
                 algorithms=[ALGORITHM],
-                audience=self.audience,
+                audience=list(self.audience) if isinstance(self.audience, tuple) else self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
                 options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]},
@@ -136,10 +136,29 @@ class TokenVerifier:
             kind=str(claims.get("kind", "user")),
             issued_at=float(claims["iat"]),
             session_id=str(claims.get("sid", "")),
+            auth_time=_number(claims.get("auth_time")),
+            actor=_actor(claims.get("act")),
         )
 
     def forget(self, token: str) -> None:
         self._verified.pop(token, None)
+
+
+def audiences(service: str) -> tuple[str, ...]:
+    """What a service's verifier accepts: every user's and service account's token ("givance"),
+    and the tokens bound to it ("givance.<service>": a platform service's token for a tenant,
+    which names only the services its permissions are for)."""
+    return (AUDIENCE, f"{AUDIENCE}.{service}")
+
+
+def _actor(act) -> str:
+    """RFC 8693's actor claim: {"sub": "service:crm"}."""
+    sub = act.get("sub") if isinstance(act, dict) else None
+    return sub if isinstance(sub, str) else ""
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def identity_jwks_fetcher(address: str) -> JwksFetcher:

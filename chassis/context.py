@@ -20,15 +20,26 @@ class Principal:
     kind: str = "user"
     issued_at: float = 0.0
     session_id: str = ""
+    # When the user last proved who they are (password or MFA), OIDC's auth_time; 0 if unknown.
+    auth_time: float = 0.0
+    # Who acts, when not the subject itself (RFC 8693's `act`): "service:crm" on a platform
+    # service's token for a tenant (chassis.tenant_tokens); audit entries name it.
+    actor: str = ""
 
     def can(self, permission: str) -> bool:
         return permission_granted(self.permissions, permission)
 
 
+# Permissions of the platform's operators (signing keys, KYC review, ...): granted only by an
+# operator's flag, never by a tenant role, so "*" does not cover them; "platform.*" does.
+PLATFORM_PREFIX = "platform."
+
+
 def permission_granted(granted: tuple[str, ...] | list[str], needed: str) -> bool:
-    """'*' grants everything, 'crm.*' every crm permission, else an exact match."""
+    """'*' grants every tenant permission (not a platform one), 'crm.*' every crm permission,
+    else an exact match."""
     for g in granted:
-        if g == needed or g == "*":
+        if g == needed or (g == "*" and not needed.startswith(PLATFORM_PREFIX)):
             return True
         if g.endswith(".*") and needed.startswith(g[:-1]):
             return True

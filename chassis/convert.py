@@ -6,12 +6,16 @@ Exact: money becomes Decimal from units and nanos, never a float.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
 from google.type import date_pb2, money_pb2
 
 from chassis.errors import Violations
+
+T = TypeVar("T")
 
 NANOS = Decimal(1_000_000_000)
 
@@ -68,3 +72,13 @@ def from_money(m: money_pb2.Money) -> Decimal:
     if (m.units > 0 and m.nanos < 0) or (m.units < 0 and m.nanos > 0):
         raise ValueError("units and nanos must have the same sign")
     return Decimal(m.units) + Decimal(m.nanos) / NANOS
+
+
+def enum_in(value: int, table: Mapping[int, T], problems: dict[str, tuple[str, str]], attr: str,
+            path: str) -> T | None:
+    """A proto enum's number as its plain value by `table`; an unknown number is None, noted in
+    `problems` (attr -> (path, description)) for the handler to report with the other fields."""
+    if value in table:
+        return table[value]
+    problems[attr] = (path, f"unknown {attr} {value}")
+    return None

@@ -1,4 +1,4 @@
-"""Secrets at rest: AES-256-GCM under a key id, so keys can rotate.
+"""Secrets at rest and in events: AES-256-GCM under a key id, so keys can rotate.
 
 A sealed value is `v1.<kid>.<base64url(nonce | ciphertext+tag)>`; the associated data binds
 it to its purpose (for example the table and row), so a ciphertext copied elsewhere fails.
@@ -42,3 +42,28 @@ class Keyring:
 
 def generate_key_spec(kid: str = "k1") -> str:
     return f"{kid}:{base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode()}"
+
+
+# -- secrets in events -----------------------------------------------------------------------
+#
+# A link or code meant for a user (password reset, email verification, invitation, phone code)
+# travels to comms, its one consumer, sealed under keys only the publisher and comms hold
+# (IDENTITY_EVENT_SECRET_KEYS on identity, the same keys on comms). The outbox, the broker, a
+# dead-letter queue and anyone bound to the exchange see only the ciphertext. The associated data
+# binds it to the event type and aggregate, so a sealed value moved into another event fails.
+
+# Development only: published, like identity's DEV_ENCRYPTION_KEYS.
+DEV_EVENT_SECRET_KEYS = "devev1:ZGV2LWV2ZW50LXNlY3JldHMtb25seS1kZXYtZGV2LTE="
+
+
+def _event_aad(event_type: str, aggregate_id: str) -> bytes:
+    return f"givance-event-secret:{event_type}:{aggregate_id}".encode()
+
+
+def seal_event_secret(keyring: Keyring, event_type: str, aggregate_id: str, secret: str) -> str:
+    return keyring.seal(secret.encode(), _event_aad(event_type, aggregate_id))
+
+
+def open_event_secret(keyring: Keyring, event_type: str, aggregate_id: str, sealed: str) -> str:
+    """The secret, for the consumer holding the keys (raises on a wrong key or a moved value)."""
+    return keyring.open(sealed, _event_aad(event_type, aggregate_id)).decode()

@@ -30,8 +30,8 @@ from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ClauseElement
 
-from chassis import events
-from chassis.settings import plain_dsn
+from chassis import events, faults
+from chassis.pool import Engine, create_engine  # noqa: F401  (the engine is found here too)
 
 _DIALECT = pg_asyncpg.dialect()
 _COMPILED: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -101,6 +101,16 @@ class _Scalars:
         return self._values[0]
 
 
+class ConstraintViolation(IntegrityError):
+    """An IntegrityError whose text carries no row values: PostgreSQL's DETAIL ("Key (email)=(…)")
+    and the statement's parameters stay out of messages and tracebacks."""
+
+    def __str__(self) -> str:
+        orig = self.orig
+        return (f"{type(orig).__name__}: {getattr(orig, 'message', '')} "
+                f"(constraint {getattr(orig, 'constraint_name', None)}, SQLSTATE {getattr(orig, 'sqlstate', None)})")
+
+
 class Connection:
     """One pooled connection inside a unit of work's transaction."""
 
@@ -121,8 +131,9 @@ class Connection:
             status = await self.raw.execute(sql, *args)
             return Result((), _rowcount(status))
         except asyncpg.IntegrityConstraintViolationError as exc:
-            # Stores catch SQLAlchemy's IntegrityError, as they would with its engine.
-            raise IntegrityError(sql, params, exc) from exc
+            # Stores catch SQLAlchemy's IntegrityError, as they would with its engine (exc.orig is the
+            # driver's error). Its text reaches logs, so it names the constraint, never the values.
+            raise ConstraintViolation(sql, params, exc, hide_parameters=True) from None
 
     def begin_nested(self) -> _Savepoint:
         self._savepoints += 1
@@ -155,50 +166,8 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-async def _reset(conn: asyncpg.Connection) -> None:
-    """On release: only end a transaction left open. set_config(..., true) is transaction-local,
-    so there is no session state to reset and no round trip to spend when none is open."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
-
-
-class Engine:
-    """An asyncpg pool, created on first use (constructors stay synchronous)."""
-
-    def __init__(self, url: str, *, pool_size: int = 10, application_name: str = "givance"):
-        self.dsn = plain_dsn(url) if "://" in url else url
-        self.pool_size = pool_size
-        self.application_name = application_name
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
-
-    async def acquire_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with self._lock:
-                if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=1, max_size=self.pool_size, reset=_reset,
-                        server_settings={"application_name": self.application_name, "jit": "off"},
-                    )
-        return self._pool
-
-    def checkedout(self) -> int:
-        if self._pool is None:
-            return 0
-        return self._pool.get_size() - self._pool.get_idle_size()
-
-    @property
-    def pool(self) -> Engine:  # SQLAlchemy spelling: engine.pool.checkedout()
-        return self
-
-    async def dispose(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-
-def create_engine(url: str, *, pool_size: int = 10, application_name: str = "givance") -> Engine:
-    return Engine(url, pool_size=pool_size, application_name=application_name)
+# Connections on their way back to a pool (strong references for shielded returns).
+_returning: set[asyncio.Future] = set()
 
 
 class UnitOfWork:
@@ -224,17 +193,24 @@ class UnitOfWork:
 
     async def __aenter__(self) -> UnitOfWork:
         self._pool = await self._engine.acquire_pool()
-        raw = await self._pool.acquire()
         # UUIDs render as hex and hyphens only, so inlining them is safe; one round trip.
         tenant = str(uuid.UUID(str(self.tenant_id))) if self.tenant_id else ""
         sql = f"BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)"
         if self.user_id is not None:
             sql += f"; SELECT set_config('app.user_id', '{uuid.UUID(str(self.user_id))}', true)"
-        try:
-            await raw.execute(sql)
-        except BaseException:
-            await self._release(raw, broken=True)
-            raise
+        # After a database restart every idle pooled connection is dead, and only using one
+        # tells: a BEGIN that fails for that reason is tried again on another (nothing has run
+        # yet), at most once per pooled connection. A server that is really down fails the
+        # fresh connect inside acquire(), which is an outage the caller sees (UNAVAILABLE).
+        for attempt in range(self._engine.pool_size + 1):
+            raw = await self._pool.acquire(timeout=self._engine.acquire_timeout)
+            try:
+                await raw.execute(sql)
+                break
+            except BaseException as exc:
+                await self._release(raw, broken=not isinstance(exc, asyncio.CancelledError), failed=True)
+                if attempt == self._engine.pool_size or not faults.is_transient(exc):
+                    raise
         self.conn = Connection(raw)
         return self
 
@@ -245,27 +221,49 @@ class UnitOfWork:
                 if self._events:
                     await self._flush_events()
                 await raw.execute("COMMIT")
-            except BaseException:  # the outbox write or the commit failed: nothing is kept
-                await self._release(raw, broken=True)
+            except BaseException as exc:  # the outbox write or the commit failed: nothing is kept
+                await self._release(raw, broken=not isinstance(exc, asyncio.CancelledError), failed=True)
                 raise
             await self._release(raw)
         else:
             # Cancelled (an RPC deadline): asyncpg has asked the server to cancel the running
             # statement; rolling back waits for that, so the statement stops on the server and
             # the connection comes back clean. Terminating at once would leave it running.
-            await self._release(raw)
+            await self._release(raw, failed=True)
 
-    async def _release(self, raw: asyncpg.Connection, *, broken: bool = False) -> None:
+    async def _release(self, raw: asyncpg.Connection, *, broken: bool = False,
+                       failed: bool = False) -> None:
+        """Back to the pool: rolled back, or terminated when `broken`. A cancelled statement is
+        never `broken`: asyncpg has sent the server a cancel request, and the ROLLBACK waits for
+        it, so the statement stops on the server; terminating instead would also leave asyncpg's
+        wait for that cancel failing where nobody reads it (an asyncio ERROR log).
+
+        After a failure the ROLLBACK is sent whatever `is_in_transaction()` says: while a
+        cancelled statement (a BEGIN, say) is still unanswered the connection still reports
+        the state before it, and the pool would then find the transaction open (PostgreSQL
+        answers a ROLLBACK with no transaction by a warning nobody listens to)."""
         assert self._pool is not None
+        if not (broken or failed or raw.is_in_transaction()):  # committed: the common path
+            await self._pool.release(raw)  # asyncpg shields this itself
+            return
+        # Shielded: a second cancellation (a client gone while the ROLLBACK waits) must not
+        # leave the connection checked out forever; the return finishes on its own.
+        task = asyncio.ensure_future(self._return(self._pool, raw, broken, failed))
+        _returning.add(task)
+        task.add_done_callback(_returning.discard)
+        await asyncio.shield(task)
+
+    @staticmethod
+    async def _return(pool: asyncpg.Pool, raw: asyncpg.Connection, broken: bool, failed: bool) -> None:
         if broken:
             raw.terminate()
         else:
             try:
-                if raw.is_in_transaction():
+                if failed or raw.is_in_transaction():
                     await raw.execute("ROLLBACK")
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
                 raw.terminate()
-        await self._pool.release(raw)
+        await pool.release(raw)
 
     def publish(
         self,
@@ -297,7 +295,7 @@ class UnitOfWork:
         principal = ctx.principal if ctx else None
         event = events.audit_entry(
             action, resource_type, resource_id, service=self._schema, before=before, after=after,
-            actor_id=actor_id or (principal.subject if principal else ""),
+            actor_id=actor_id or ((principal.actor or principal.subject) if principal else ""),
             actor_kind=actor_kind or (principal.kind if principal else "system"),
             request_id=request_id if request_id is not None else (ctx.request_id if ctx else ""),
             ip_address=ip_address if ip_address is not None else (ctx.peer if ctx else ""),
@@ -336,6 +334,17 @@ class Database:
     def unit_of_work(self, tenant_id: uuid.UUID | None, *, user_id: uuid.UUID | None = None) -> UnitOfWork:
         return UnitOfWork(self.engine, self.schema, tenant_id, user_id)
 
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """True if the database answers a query on a pooled connection within `timeout`."""
+        async def probe() -> bool:
+            pool = await self.engine.acquire_pool()
+            async with pool.acquire(timeout=timeout) as conn:
+                return await conn.fetchval("SELECT true")
+
+        try:
+            return bool(await asyncio.wait_for(probe(), timeout))
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+
     async def dispose(self) -> None:
         await self.engine.dispose()
-

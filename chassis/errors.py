@@ -47,6 +47,18 @@ class Violations:
     def add(self, field: str, description: str) -> None:
         self.items.append((field, description))
 
+    def check_text(self, field: str, value: str, maximum: int, *, required: bool = False) -> bool:
+        """The common text checks, in their common words: an empty value "is required" (when it is),
+        a long one "must be at most N characters". True when the value passed both."""
+        if not value:
+            if required:
+                self.add(field, "is required")
+            return not required
+        if len(value) > maximum:
+            self.add(field, f"must be at most {maximum} characters")
+            return False
+        return True
+
     def __bool__(self) -> bool:
         return bool(self.items)
 
@@ -82,4 +94,26 @@ class PermissionDenied(ServiceError):
 
 
 class ResourceExhausted(ServiceError):
+    """A limit was reached (a rate, a queue): `retry_after` seconds, when known, travel as a
+    google.rpc.RetryInfo detail and as ErrorInfo metadata `retry_after_seconds`."""
+
     code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None,
+                 retry_after: float | None = None):
+        self.retry_after = retry_after
+        if retry_after is not None:
+            metadata = {**(metadata or {}), "retry_after_seconds": str(max(1, round(retry_after)))}
+        super().__init__(message, reason=reason, metadata=metadata)
+
+
+class Unavailable(ServiceError):
+    """A backing service (the database, the broker) cannot be reached: the client may retry."""
+
+    code = "UNAVAILABLE"
+
+
+class DeadlineExceeded(ServiceError):
+    """A limit of time the server sets ran out (a client stream idle too long)."""
+
+    code = "DEADLINE_EXCEEDED"

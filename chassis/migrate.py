@@ -1,12 +1,15 @@
 """Database setup: roles, schemas and each service's Alembic history.
 
-    python -m chassis.migrate identity crm
+    python -m chassis.migrate              (every service listed in pyproject.toml)
+    python -m chassis.migrate crm          (some of them)
 
 As the administrative DATABASE_URL user it creates (idempotently) the database, the
 `givance_owner` role that owns every schema and table (NOLOGIN), and one login role per
 service, `givance_<service>`, that owns nothing, is no superuser, has no BYPASSRLS, and is
 granted DML on its own schema only. Then it runs each service's migrations (its own
-version table in its own schema) as givance_owner.
+version table in its own schema) as givance_owner, declares the queues of the event
+subscriptions its spec declares (chassis.spec), and sets up the service's own broker user
+when its settings give it a password (chassis.broker).
 
 Migrations call `tenant_table()` for every tenant-owned table (RLS enabled, forced, one
 policy on app.tenant_id) and `outbox_tables()` for the outbox and inbox.
@@ -71,13 +74,10 @@ async def bootstrap(admin_url: str, services: list[str]) -> None:
         )
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         await conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
-        # Under row-level security an index serves a condition only if its operator is
-        # leakproof. pg_trgm's similarity operators (% and <%) compare two strings and return a
-        # boolean, raising nothing and revealing nothing else, but ship unmarked: every trigram
-        # search by a service role read the whole table. Marked on every run, since a dump and
-        # restore does not keep an extension function's attributes.
-        await conn.execute("ALTER FUNCTION public.similarity_op(text, text) LEAKPROOF; "
-                           "ALTER FUNCTION public.word_similarity_op(text, text) LEAKPROOF")
+        # Trigram indexes that lead with organization_id (crm's search): btree_gin. All three
+        # are trusted extensions (a database owner may create them; no superuser needed), and
+        # nothing here alters an extension's functions (managed PostgreSQL refuses that).
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
         for svc in services:
             role = service_role(svc)
             await conn.execute(
@@ -116,21 +116,11 @@ def upgrade(admin_url: str, service: str) -> None:
 
 
 def declare_bus(amqp_url: str, exchange: str, service: str) -> int:
-    """Declare a service's consumer queues, listed in its migrations/topology.py (loaded by
-    path, the way Alembic loads env.py). Returns how many subscriptions were declared."""
-    import importlib.util
+    """Declare a service's consumer queues, from the subscriptions its spec declares (before any
+    service starts, so no event published in the meantime finds no queue). Returns how many."""
+    from chassis.spec import load
 
-    from chassis.consumer import declare_subscriptions
-
-    path = ROOT / "services" / service / "migrations" / "topology.py"
-    if not path.exists():
-        return 0
-    spec = importlib.util.spec_from_file_location(f"givance_topology_{service}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    subscriptions = list(module.SUBSCRIPTIONS)
-    asyncio.run(declare_subscriptions(amqp_url, exchange, subscriptions))
-    return len(subscriptions)
+    return asyncio.run(load(service).declare_bus(amqp_url, exchange))
 
 
 def run_env(context) -> None:
@@ -223,15 +213,36 @@ def outbox_tables(op, schema: str) -> None:
     )
 
 
+def broker_user(amqp_url: str, exchange: str, service: str) -> str:
+    """Create or update the service's own broker user (chassis.broker) when its settings give it a
+    password (<SERVICE>_BROKER_PASSWORD); returns what was done, for the log."""
+    from chassis import broker, events
+    from chassis.spec import load
+
+    password = load(service).settings().broker_password
+    if not password:
+        return f"connects as {broker.username(amqp_url)}"
+    if not broker.ensure_service_user(amqp_url, exchange, events.DEAD_LETTER_EXCHANGE, service, password):
+        return f"{broker.service_user(service)} must be created by the operator (no rabbitmqctl here)"
+    return f"broker user {broker.service_user(service)} set up"
+
+
 def main(argv: list[str]) -> None:
-    services = argv or ["identity", "crm"]
+    import os
+
+    from chassis.broker import dev_passwords
+    from chassis.spec import listed_services
+
+    services = argv or listed_services()
+    dev_passwords(services, os.environ)  # make run: development broker users
     settings = ServiceSettings()
     admin = settings.admin_database_url()
     asyncio.run(bootstrap(admin, services))
     for svc in services:
         upgrade(admin, svc)
         queues = declare_bus(settings.rabbitmq_url, settings.events_exchange, svc)
-        print(f"migrate: {svc} at head, {queues} consumer queue(s) declared")
+        user = broker_user(settings.rabbitmq_url, settings.events_exchange, svc)
+        print(f"migrate: {svc} at head, {queues} consumer queue(s) declared, {user}")
 
 
 if __name__ == "__main__":

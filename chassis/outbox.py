@@ -22,7 +22,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aiormq import spec
 
-from chassis import events
+from chassis import broker, events, failpoints
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         confirm_timeout: float = 5.0,
         retention_seconds: float = 3600.0,
+        inbox_retention_seconds: float = 7 * 86400.0,
     ):
         self.dsn = dsn
         self.schema = schema
@@ -47,11 +48,18 @@ class OutboxRelay:
         # Sent rows are kept this long (to look at), then deleted: event payloads may carry
         # links and codes meant for a user, and the outbox must not keep them for ever.
         self.retention_seconds = retention_seconds
+        # The consumers' inbox rows are kept far longer than any redelivery can come (a relay
+        # that crashed between confirm and marking sent republishes within seconds; a broker
+        # redelivers unacked messages on reconnect), then deleted, so the inbox does not grow for ever.
+        self.inbox_retention_seconds = inbox_retention_seconds
         self._pruned_at = 0.0
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.confirm_timeout = confirm_timeout
         self._lock_key = zlib.crc32(f"givance.outbox.{schema}".encode())
+        # Every message carries the publisher's broker user, which RabbitMQ checks: consumers know
+        # who published it (chassis.broker).
+        self._user_id = broker.username(amqp_url)
         self._wake = asyncio.Event()
         self._stopping = False
         self._db: asyncpg.Connection | None = None
@@ -143,11 +151,16 @@ class OutboxRelay:
             await self.prune()
 
     async def prune(self) -> int:
-        """Delete sent rows older than the retention. Returns how many went."""
+        """Delete sent rows older than the retention, and inbox rows older than the inbox's.
+        Returns how many outbox rows went."""
         assert self._db is not None
         status = await self._db.execute(
             f"DELETE FROM {self.schema}.outbox WHERE published_at < now() - make_interval(secs => $1)",
             self.retention_seconds,
+        )
+        await self._db.execute(
+            f"DELETE FROM {self.schema}.inbox WHERE created_at < now() - make_interval(secs => $1)",
+            self.inbox_retention_seconds,
         )
         return int(status.rsplit(" ", 1)[-1])
 
@@ -175,6 +188,7 @@ class OutboxRelay:
                     c.cancel()
                 await asyncio.gather(*confirms, return_exceptions=True)
                 raise  # the transaction rolls back: every row of the batch stays unsent
+            failpoints.hit(failpoints.RELAY_AFTER_CONFIRM)
             await self._db.execute(
                 f"UPDATE {self.schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
                 [r["id"] for r in rows],
@@ -189,6 +203,7 @@ class OutboxRelay:
             headers=headers,
             message_id=message_id,
             type=routing_key,
+            user_id=self._user_id,
             content_type=events.CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )

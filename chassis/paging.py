@@ -60,14 +60,5 @@ def decode_keyset(token: str, fp: str, *parsers: Any, field: str = "page_token")
         return None
     try:
         return [parse(value) for parse, value in zip(parsers, key, strict=True)]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, ArithmeticError):  # ArithmeticError: decimal.InvalidOperation
         raise InvalidArgument.field(field, "is not a page token this method issued") from None
-
-
-def trim(rows: list[Any], size: int, key: Any, fp: str) -> tuple[list[Any], str]:
-    """Rows fetched with limit size + 1: the page and the token after its last row ("" at the end)."""
-    if len(rows) <= size:
-        return rows, ""
-    rows = rows[:size]
-    last = [v.isoformat() if hasattr(v, "isoformat") else str(v) for v in key(rows[-1])]
-    return rows, encode(last, fp)

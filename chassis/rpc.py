@@ -12,6 +12,8 @@ a rule is refused (fail closed).
 
 from __future__ import annotations
 
+import contextvars
+import inspect
 import logging
 import uuid
 from collections.abc import Iterable
@@ -19,15 +21,18 @@ from collections.abc import Iterable
 import grpc
 from givance.options.v1 import auth_pb2
 from google.protobuf import descriptor_pool
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from chassis import context
+from chassis import context, faults, inputs, proxies
 from chassis.auth import TokenVerifier
 from chassis.errors import (
+    DeadlineExceeded,
     InvalidArgument,
     PermissionDenied,
     ServiceError,
     Unauthenticated,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,11 @@ def to_status(err: ServiceError, domain: str) -> tuple[grpc.StatusCode, str, sta
     if err.reason:
         info = error_details_pb2.ErrorInfo(reason=err.reason, domain=domain, metadata=err.metadata)
         status.details.add().Pack(info)
+    retry_after = getattr(err, "retry_after", None)
+    if retry_after is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(max(1.0, retry_after) * 1e9))
+        status.details.add().Pack(retry)
     return code, err.message, status
 
 
@@ -70,9 +80,19 @@ async def abort(ctx: grpc.aio.ServicerContext, err: ServiceError, domain: str) -
     await ctx.abort(code, message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))
 
 
+def _checked(request):
+    """The request with its hostile values refused (chassis.inputs). A client stream is left to
+    its handler, which refuses a bad message alone (an import rejects one row, not the file)."""
+    if isinstance(request, Message):
+        inputs.check(request)
+    return request
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, verifier: TokenVerifier | None, service_names: Iterable[str], domain: str):
+    def __init__(self, verifier: TokenVerifier | None, service_names: Iterable[str], domain: str,
+                 trusted_proxies: tuple[proxies.Network, ...] = ()):
         self.verifier = verifier
+        self.trusted_proxies = trusted_proxies
         self.rules = auth_rules(service_names)
         self.domain = domain
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
@@ -97,7 +117,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             )
         elif handler.unary_stream:
             wrapped = grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, rule),
+                self._wrap_streaming(handler.unary_stream, rule),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -109,7 +129,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             )
         else:
             wrapped = grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(handler.stream_stream, rule),
+                self._wrap_streaming(handler.stream_stream, rule),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -124,48 +144,75 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 await abort(ctx, err, self.domain)
                 return None
             try:
-                return await behavior(request, ctx)
-            except ServiceError as err:
-                await abort(ctx, err, self.domain)
-            except (grpc.aio.AbortError, grpc.aio.UsageError):
-                raise
-            except Exception:  # noqa: BLE001 - a bug: INTERNAL, logged, details kept from the caller
-                await self._internal(ctx)
+                return await behavior(_checked(request), ctx)
+            except Exception as exc:  # noqa: BLE001 - answered by _failed
+                await self._failed(ctx, exc)
             finally:
                 context.reset(token)
 
         return call
+
+    def _wrap_streaming(self, behavior, rule):
+        """A streaming handler is an async generator, or a coroutine that writes with
+        context.write (grpc's health Watch): each keeps its own shape."""
+        if inspect.isasyncgenfunction(behavior):
+            return self._wrap_stream(behavior, rule)
+        return self._wrap_unary(behavior, rule)
 
     def _wrap_stream(self, behavior, rule):
         async def call(request, ctx):
-            try:
-                token = context.bind(await self._authenticate(rule, ctx.invocation_metadata(), ctx))
-            except ServiceError as err:
-                await abort(ctx, err, self.domain)
+            token = await self._begin(rule, ctx)
+            if token is None:
                 return
+            # No reset here: this generator may be finalised (aclose) from another task and so
+            # another Context, where resetting the token raises; the binding lives in the RPC's
+            # own task, which grpc.aio creates per call, and ends with it.
+            del token
             try:
-                async for item in behavior(request, ctx):
+                async for item in behavior(_checked(request), ctx):
                     yield item
-            except ServiceError as err:
-                await abort(ctx, err, self.domain)
-            except (grpc.aio.AbortError, grpc.aio.UsageError):
-                raise
-            except Exception:  # noqa: BLE001 - a bug: INTERNAL, logged, details kept from the caller
-                await self._internal(ctx)
-            finally:
-                context.reset(token)
+            except Exception as exc:  # noqa: BLE001 - answered by _failed
+                await self._failed(ctx, exc)
 
         return call
 
-    async def _internal(self, ctx: grpc.aio.ServicerContext) -> None:
-        """A bug, not the caller's fault: log it whole, tell the caller only the request id."""
+    async def _begin(self, rule: auth_pb2.AuthRule, ctx: grpc.aio.ServicerContext) -> contextvars.Token | None:
+        """Authenticates the call and binds its context (the token resets it); None when it was refused.
+        (The unary wrapper, every request's path, does the same inline: no extra await per call.)"""
+        try:
+            return context.bind(await self._authenticate(rule, ctx.invocation_metadata(), ctx))
+        except ServiceError as err:
+            await abort(ctx, err, self.domain)
+            return None
+
+    async def _failed(self, ctx: grpc.aio.ServicerContext, exc: Exception) -> None:
+        """How a call that raised is answered: a ServiceError with its status; grpc's own abort
+        goes on; an outage of the database or broker is UNAVAILABLE (retryable, logged without a
+        trace); anything else is a bug: logged whole, the caller told only the request id."""
+        if isinstance(exc, ServiceError):
+            await abort(ctx, exc, self.domain)
+            return
+        if isinstance(exc, grpc.aio.AbortError | grpc.aio.UsageError):
+            raise exc
         request_id = context.current().request_id
+        if faults.is_transient(exc):
+            log.warning("%s: request %s: a backing service is unavailable: %s", self.domain, request_id,
+                        type(exc).__name__)
+            await abort(ctx, Unavailable(f"a backing service is unavailable; retry (request id {request_id})",
+                                         reason="BACKEND_UNAVAILABLE"), self.domain)
+            return
+        if faults.is_statement_timeout(exc):  # the work ran past the database's statement_timeout
+            log.warning("%s: request %s: a statement ran past its time limit", self.domain, request_id)
+            await abort(ctx, DeadlineExceeded(f"the request took too long and was stopped (request id {request_id})",
+                                              reason="STATEMENT_TIMEOUT"), self.domain)
+            return
         log.exception("%s: unhandled error in request %s", self.domain, request_id)
         await ctx.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
 
     async def _authenticate(self, rule: auth_pb2.AuthRule, metadata, ctx) -> context.RequestContext:
         bearer = tenant_header = request_id = None
         user_agent = ""
+        forwarded: list[str] = []
         for item in metadata or ():
             key = item[0]
             if key == "authorization":
@@ -176,8 +223,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_id = item[1]
             elif key == "user-agent":
                 user_agent = item[1]
+            elif key == "x-forwarded-for":
+                forwarded.append(item[1])
         request_id = request_id or uuid.uuid4().hex
-        peer = _peer_address(ctx.peer() or "")
+        peer = proxies.client_address(_peer_address(ctx.peer() or ""), forwarded, self.trusted_proxies)
         if rule.public:
             return context.RequestContext(tenant_id=None, principal=None, request_id=request_id, peer=peer,
                                           user_agent=user_agent)

@@ -14,12 +14,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 _enabled = False
+_provider: TracerProvider | None = None
 
 
 def setup(service_name: str, otlp_endpoint: str | None = None, exporter: SpanExporter | None = None) -> bool:
-    """Install tracing once per process. Returns whether tracing is on."""
-    global _enabled
+    """Install tracing once per process (a later exporter is added to it). Returns whether tracing is on."""
+    global _enabled, _provider
     if _enabled:
+        if exporter is not None and _provider is not None:
+            _provider.add_span_processor(SimpleSpanProcessor(exporter))
         return True
     if exporter is None and not otlp_endpoint:
         return False
@@ -31,6 +34,7 @@ def setup(service_name: str, otlp_endpoint: str | None = None, exporter: SpanExp
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
     trace.set_tracer_provider(provider)
+    _provider = provider
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
     AsyncPGInstrumentor().instrument()

@@ -4,6 +4,7 @@
     givance donors create --first-name Ada --last-name Lovelace --email ada@example.org
     givance donations record --donor <donor id> --amount 25.00 --method check
     givance donors get <donor id>
+    givance donors move-stage <donor id> --stage first_contact --reason "replied to the letter"
     givance donors import donors.csv        # upsert by external_id; rejected rows with reasons
     givance donors export > donors.csv      # every donor, as CSV that imports again
 
@@ -29,9 +30,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import grpc
-from givance.crm.v1 import donation_pb2, donation_service_pb2_grpc, donor_pb2, donor_service_pb2_grpc
+from givance.crm.v1 import (
+    donation_pb2,
+    donation_service_pb2_grpc,
+    donor_pb2,
+    donor_service_pb2_grpc,
+    journey_service_pb2_grpc,
+)
 from givance.crm.v1 import donation_service_pb2 as donation_api
 from givance.crm.v1 import donor_service_pb2 as donor_api
+from givance.crm.v1 import journey_service_pb2 as journey_api
 from givance.identity.v1 import identity_service_pb2 as identity_api
 from givance.identity.v1 import identity_service_pb2_grpc, organization_service_pb2_grpc, user_pb2
 from givance.identity.v1 import organization_service_pb2 as organization_api
@@ -56,6 +64,7 @@ PAYMENT_METHODS = {
 }
 
 # Donor flags: argparse dest -> the Donor field path, which is also its UpdateDonor mask path.
+# (--stage exists on create only: afterwards a stage moves with `donors move-stage`.)
 DONOR_FIELDS = {
     "first_name": "first_name",
     "last_name": "last_name",
@@ -140,6 +149,7 @@ class Client:
         self.organizations = organization_service_pb2_grpc.OrganizationServiceStub(self._identity_channel)
         self.donors = donor_service_pb2_grpc.DonorServiceStub(self._crm_channel)
         self.donations = donation_service_pb2_grpc.DonationServiceStub(self._crm_channel)
+        self.journeys = journey_service_pb2_grpc.JourneyServiceStub(self._crm_channel)
 
     def close(self) -> None:
         self._identity_channel.close()
@@ -248,7 +258,7 @@ def donor_from_args(args: argparse.Namespace) -> tuple[donor_pb2.Donor, list[str
     donor = donor_pb2.Donor()
     paths = []
     for dest, path in DONOR_FIELDS.items():
-        value = getattr(args, dest)
+        value = getattr(args, dest, None)  # `donors update` has no --stage
         if value is None:
             continue
         paths.append(path)
@@ -316,6 +326,11 @@ def donors_update(client: Client, args: argparse.Namespace) -> Message:
         donor=donor, update_mask=field_mask_pb2.FieldMask(paths=paths)))
 
 
+def donors_move_stage(client: Client, args: argparse.Namespace) -> Message:
+    return client.call(client.journeys.MoveDonorStage, journey_api.MoveDonorStageRequest(
+        donor_id=args.id, to_stage=args.stage, reason=args.reason, etag=args.etag or ""))
+
+
 def donors_delete(client: Client, args: argparse.Namespace) -> Message:
     return client.call(client.donors.DeleteDonor, donor_api.DeleteDonorRequest(id=args.id, etag=args.etag or ""))
 
@@ -340,6 +355,8 @@ def donors_import(client: Client, args: argparse.Namespace) -> Message:
         summary.CopyFrom(progress)
         del summary.rejections[:]
         summary.rejections.extend(rejections)
+        if progress.done:  # the final totals repeat the last batch's: they are the summary printed below
+            continue
         print(f"read {progress.rows_read}: created {progress.created}, updated {progress.updated}, "
               f"rejected {progress.rejected}", file=sys.stderr)
     return summary
@@ -387,7 +404,8 @@ def _donor_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     parser.add_argument("--state")
     parser.add_argument("--postal-code")
     parser.add_argument("--country", help="ISO 3166-1 alpha-2, e.g. US")
-    parser.add_argument("--stage", help="a journey stage id, e.g. prospect")
+    if creating:  # afterwards the stage moves only along the journey: `donors move-stage`
+        parser.add_argument("--stage", help="a journey stage id, e.g. prospect")
     parser.add_argument("--external-id")
     parser.add_argument("--notes")
     parser.add_argument("--tag", dest="tags", action="append", metavar="TAG",
@@ -397,6 +415,49 @@ def _donor_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None:
 def _paging_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--page-size", type=int, default=0, help="0 means 50; at most 1000")
     parser.add_argument("--page-token", help="next_page_token of the previous page")
+
+
+def mail_list(args: argparse.Namespace) -> int:
+    """The development mail catcher's messages (and SMS/WhatsApp the development provider wrote)."""
+    from services.comms.providers.catcher import list_mail
+
+    folder = Path(args.mail_dir)
+    for m in list_mail(folder):
+        when = dt.datetime.fromtimestamp(m["received"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{m['id']}  {when}  {m['to']:<32}  {m['subject']}")
+    for path in sorted((folder / "sms").glob("*.json")) if (folder / "sms").exists() else []:
+        sms = json.loads(path.read_text())
+        when = dt.datetime.fromtimestamp(sms["received"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{sms['id']}  {when}  {sms['to']:<32}  [{sms['channel']}] {sms['text']}")
+    return 0
+
+
+def mail_show(args: argparse.Namespace) -> int:
+    """One caught message: headers and the text part (--raw: as it arrived, MIME and all)."""
+    from services.comms.providers.catcher import raw_mail, read_mail
+
+    folder = Path(args.mail_dir)
+    if args.raw:
+        raw = raw_mail(folder, args.id)
+        if raw is None:
+            print(f"givance: no caught mail {args.id!r} (givance mail list shows them)", file=sys.stderr)
+            return 1
+        sys.stdout.write(raw.decode(errors="replace"))
+        return 0
+    msg = read_mail(folder, args.id)
+    if msg is None:
+        print(f"givance: no caught mail {args.id!r} (givance mail list shows them)", file=sys.stderr)
+        return 1
+    for name in ("From", "To", "Reply-To", "Subject", "Date", "Message-ID", "List-Unsubscribe"):
+        if msg[name]:
+            print(f"{name}: {msg[name]}")
+    body = msg.get_body(("plain", "html"))
+    print()
+    print(body.get_content().replace("\r\n", "\n") if body is not None else "")  # as the terminal's lines
+    attachments = [a.get_filename() for a in msg.iter_attachments()]
+    if attachments:
+        print("Attachments: " + ", ".join(str(a) for a in attachments))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("refresh", help="exchange the refresh token for new tokens").set_defaults(run=refresh)
     commands.add_parser("org", help="show the signed-in organization").set_defaults(run=organization)
 
-    donors = commands.add_parser("donors", help="create, get, list, update, delete, import and export donors")
+    donors = commands.add_parser(
+        "donors", help="create, get, list, update, move-stage, delete, import and export donors")
     actions = donors.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = actions.add_parser("create", help="create a donor")
     _donor_flags(p, creating=True)
@@ -446,6 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     _donor_flags(p, creating=False)
     p.add_argument("--etag", help="refuse the update (ABORTED) if the donor changed since this etag")
     p.set_defaults(run=donors_update)
+    p = actions.add_parser("move-stage", help="move a donor along the journey to another stage")
+    p.add_argument("id")
+    p.add_argument("--stage", required=True, help="the stage id to move to, e.g. first_contact")
+    p.add_argument("--reason", required=True, help="why the donor moved (kept in the stage history)")
+    p.add_argument("--etag", help="refuse the move (ABORTED) if the donor changed since this etag")
+    p.set_defaults(run=donors_move_stage)
     p = actions.add_parser("delete", help="soft-delete a donor")
     p.add_argument("id")
     p.add_argument("--etag")
@@ -473,11 +541,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--donor", help="only this donor's donations")
     _paging_flags(p)
     p.set_defaults(run=donations_list)
+
+    mail = commands.add_parser("mail", help="read the development mail catcher (make run's, on 127.0.0.1:1025)")
+    mail.add_argument("--mail-dir", default=os.environ.get("COMMS_MAIL_DIR", "var/mail"),
+                      help="where the catcher keeps mail (COMMS_MAIL_DIR; default var/mail)")
+    actions = mail.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every caught message, oldest first").set_defaults(offline=mail_list)
+    p = actions.add_parser("show", help="one caught message: headers and text")
+    p.add_argument("id", help="its id (or a unique prefix) from `givance mail list`")
+    p.add_argument("--raw", action="store_true", help="the message as it arrived (MIME, DKIM signature)")
+    p.set_defaults(offline=mail_show)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "offline", None) is not None:  # reads local files: no session, no server
+        try:
+            return args.offline(args)
+        except BrokenPipeError:  # `givance mail list | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+            return 0
     try:
         client = Client(args.identity, args.crm, session_path(), args.timeout)
     except CliError as err:
@@ -494,7 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         client.close()
     if response is not None:
-        print(MessageToJson(response, preserving_proto_field_name=True, indent=2))
+        # Every field, defaults too: an empty list prints {"donors": []}, not {}.
+        print(MessageToJson(response, preserving_proto_field_name=True, indent=2,
+                            always_print_fields_with_no_presence=True))
     return 0
 
 

@@ -1,14 +1,42 @@
-"""Small helpers the tests share: building requests and reading rich error details."""
+"""Small helpers the tests share: waiting for an effect (`eventually`), asserting a refused
+call (`fails`, `invalid`), building requests and reading rich error details."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
 from givance.crm.v1 import donation_pb2, donation_service_pb2, donor_pb2, donor_service_pb2
 from google.rpc import error_details_pb2, status_pb2
 from google.type import date_pb2, money_pb2
+
+# One budget for every effect that crosses the bus or another task. Generous on purpose: a
+# healthy run sees these conditions within a fraction of a second, so the budget only bounds
+# how long a broken run takes to say so. 60 s: the suite's five services, their consumers and
+# the load client share two cores, and a loaded CI run once took longer than 20 s to drain a queue.
+EVENTUALLY_TIMEOUT = 60.0
+
+
+async def eventually(predicate: Callable[[], Any], *, timeout: float = EVENTUALLY_TIMEOUT, interval: float = 0.05,
+                     what: str = "the condition") -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy; return that value.
+    The way to wait in a test: on the real condition, never a fixed sleep."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"gave up after {timeout:.0f}s waiting for {what} (last: {result!r})")
+        await asyncio.sleep(interval)
 
 
 def field_violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
@@ -60,11 +88,12 @@ def gift(donor_id: str, amount=None, request_id: str = "", **kw) -> donation_ser
         donation=donation_pb2.Donation(donor_id=donor_id, amount=amount or usd(100), **kw), request_id=request_id)
 
 
-async def fails(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
-    """Await a call that must fail with `code`; return the error."""
+async def fails(call, code: grpc.StatusCode | None = None) -> grpc.aio.AioRpcError:
+    """Await a call that must fail (with `code`, when given); return the error."""
     with pytest.raises(grpc.aio.AioRpcError) as e:
         await call
-    assert e.value.code() == code, e.value.details()
+    if code is not None:
+        assert e.value.code() == code, e.value.details()
     return e.value
 
 
@@ -96,3 +125,11 @@ async def plan_nodes(uow, sql: str, params: dict, off: tuple[str, ...] = ("enabl
     compiled, names = compile_sql(text(f"EXPLAIN (FORMAT JSON) {sql}"))
     raw = await uow.conn.raw.fetchval(compiled, *(params[n] for n in names))
     return list(_plan_tree((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]))
+
+
+def comms_opens(event_type: str, aggregate_id: str, sealed: str) -> str:
+    """A link or code identity sealed in an event, opened the way comms does (the development
+    event-secret keys the tests run with)."""
+    from chassis.crypto import DEV_EVENT_SECRET_KEYS, Keyring, open_event_secret
+
+    return open_event_secret(Keyring(DEV_EVENT_SECRET_KEYS), event_type, aggregate_id, sealed)

@@ -1,43 +1,33 @@
-"""python -m services.identity: wiring happens in build(), not at import (the tests call build too)."""
+"""python -m services.identity: the service's declaration; the chassis builds it (chassis.spec).
+
+identity verifies the tokens it signs with its own keys (no JWKS call to itself) and lists the
+revocations from its own table (no RevocationService call to itself), so its own
+dependencies (sealing keyring, signing keys loaded at start, password hasher) come first."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from argon2 import PasswordHasher
 from argon2 import Type as Argon2Type
-from givance.identity.v1 import (
-    account_service_pb2_grpc,
-    audit_service_pb2_grpc,
-    identity_service_pb2_grpc,
-    membership_service_pb2_grpc,
-    mfa_service_pb2_grpc,
-    organization_service_pb2_grpc,
-    session_service_pb2_grpc,
-    staff_service_pb2_grpc,
-)
 
-from chassis import telemetry
-from chassis.auth import JwksCache, TokenVerifier
-from chassis.crypto import Keyring
-from chassis.db import Database, create_engine
-from chassis.revocation import RevocationList
-from chassis.server import Registration, ServiceHost, attach_event_machinery
-from chassis.settings import plain_dsn
+from chassis.spec import Built, ServiceSpec
 from services.identity.api.accounts import AccountServicer
 from services.identity.api.audit import AuditServicer
 from services.identity.api.identity import IdentityServicer
 from services.identity.api.memberships import MembershipServicer
 from services.identity.api.mfa import MfaServicer
 from services.identity.api.organizations import OrganizationServicer
+from services.identity.api.revocations import RevocationServicer
 from services.identity.api.sessions import SessionServicer
 from services.identity.api.staff import StaffServicer
+from services.identity.api.tenant_tokens import TenantTokenServicer
 from services.identity.consumers import SUBSCRIPTIONS
-from services.identity.handlers import audit
-from services.identity.handlers.accounts import Accounts
+from services.identity.crypto import Keyring
+from services.identity.handlers import audit, revocations
 from services.identity.handlers.deps import Deps
 from services.identity.handlers.keys import SigningKeys
 from services.identity.settings import IdentitySettings
-
-SCHEMA = "identity"
 
 
 def password_hasher(s: IdentitySettings) -> PasswordHasher:
@@ -45,55 +35,42 @@ def password_hasher(s: IdentitySettings) -> PasswordHasher:
                           parallelism=s.argon2_parallelism, type=Argon2Type.ID)
 
 
-def _registrations(deps: Deps, accounts: Accounts) -> list[Registration]:
-    def reg(name: str, add, servicer) -> Registration:
-        return Registration(f"givance.identity.v1.{name}", add, servicer)
-
-    return [
-        reg("IdentityService", identity_service_pb2_grpc.add_IdentityServiceServicer_to_server,
-            IdentityServicer(accounts, deps.keys)),
-        reg("OrganizationService", organization_service_pb2_grpc.add_OrganizationServiceServicer_to_server,
-            OrganizationServicer(accounts)),
-        reg("AccountService", account_service_pb2_grpc.add_AccountServiceServicer_to_server, AccountServicer(deps)),
-        reg("MfaService", mfa_service_pb2_grpc.add_MfaServiceServicer_to_server, MfaServicer(deps)),
-        reg("MembershipService", membership_service_pb2_grpc.add_MembershipServiceServicer_to_server,
-            MembershipServicer(deps, accounts)),
-        reg("SessionService", session_service_pb2_grpc.add_SessionServiceServicer_to_server, SessionServicer(deps)),
-        reg("AuditService", audit_service_pb2_grpc.add_AuditServiceServicer_to_server, AuditServicer(deps)),
-        reg("StaffService", staff_service_pb2_grpc.add_StaffServiceServicer_to_server, StaffServicer(deps)),
-    ]
+@dataclass
+class Own:
+    keyring: Keyring
+    keys: SigningKeys
+    hasher: PasswordHasher
 
 
-async def build(s: IdentitySettings) -> ServiceHost:
-    telemetry.setup("identity", s.otlp_endpoint)
-    s.warn_if_dev_keys()
-    app_url = s.app_database_url(SCHEMA)
-    db = Database(create_engine(app_url, pool_size=s.db_pool_size, application_name="identity"), SCHEMA)
-    keyring = Keyring(s.encryption_keys)
-    keys = SigningKeys(db, keyring, access_ttl=s.access_token_ttl_seconds)
+async def dependencies(b: Built[IdentitySettings]) -> Own:
+    b.settings.refuse_dev_keys()
+    # A revocation matters while a token it refuses may still be valid: the access-token lifetime.
+    b.revocations.horizon = b.settings.access_token_ttl_seconds + 60.0
+    keyring = Keyring(b.settings.encryption_keys)
+    keys = SigningKeys(b.db, keyring, access_ttl=b.settings.access_token_ttl_seconds)
     await keys.load_or_create()
-    hasher = password_hasher(s)
-    revocations = RevocationList()
-    verifier = TokenVerifier(JwksCache(keys.jwks))
-    verifier.extra_checks.append(revocations.check)
-    deps = Deps(settings=s, db=db, keys=keys, keyring=keyring, hasher=hasher, verifier=verifier,
-                revocations=revocations)
-    accounts = Accounts(db, keys, hasher, s.access_token_ttl_seconds, s.refresh_token_ttl_seconds)
-    host = ServiceHost(name="identity", host=s.host, port=s.port, verifier=verifier, grace_seconds=s.grace_seconds,
-                       registrations=_registrations(deps, accounts))
+    return Own(keyring, keys, password_hasher(b.settings))
+
+
+def servicers(b: Built[IdentitySettings]) -> list[object]:
+    s, own = b.settings, b.own
+    deps = Deps(settings=s, db=b.db, keys=own.keys, keyring=own.keyring, hasher=own.hasher, verifier=b.verifier,
+                revocations=b.revocations)
+    return [servicer(deps) for servicer in (IdentityServicer, OrganizationServicer, AccountServicer, MfaServicer,
+                                            MembershipServicer, SessionServicer, AuditServicer, StaffServicer,
+                                            RevocationServicer, TenantTokenServicer)]
+
+
+def background(b: Built[IdentitySettings]) -> list:
     # Another replica's key rotation is picked up within a minute; audit partitions at start, then daily.
-    host.background += [keys.run_reloader, lambda: audit.maintain_partitions(db)]
-    attach_event_machinery(host, db, dsn=plain_dsn(app_url), amqp_url=s.rabbitmq_url, exchange=s.events_exchange,
-                           subscriptions=SUBSCRIPTIONS, revocations=revocations)
-    return host
+    # Expired revocations are pruned every few minutes.
+    return [b.own.keys.run_reloader, lambda: audit.maintain_partitions(b.db), lambda: revocations.prune_forever(b.db)]
 
 
-async def main() -> None:
-    host = await build(IdentitySettings())
-    await host.serve_until_signalled()
-
+SPEC = ServiceSpec(name="identity", settings=IdentitySettings, servicers=servicers, subscriptions=SUBSCRIPTIONS,
+                   dependencies=dependencies, jwks=lambda b: b.own.keys.jwks, background=background,
+                   revocations=lambda b: revocations.source(b.db))
+build = SPEC.build  # build(settings=None, *, verifier=None) -> ServiceHost, as the tests call it
 
 if __name__ == "__main__":
-    from chassis.server import run
-
-    run(main)
+    SPEC.serve()

@@ -1,4 +1,5 @@
-"""Helpers for the event-machinery tests: a cuttable TCP proxy, polling, schemas, envelopes.
+"""Helpers for the event-machinery tests: a cuttable TCP proxy, schemas, envelopes (waiting
+is tests.helpers.eventually).
 
 Everything here talks to the real PostgreSQL and RabbitMQ; nothing is mocked.
 """
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,24 +23,6 @@ from yarl import URL
 
 from chassis import events, migrate
 from chassis.db import Database
-
-TIMEOUT = 20.0
-
-
-async def eventually(predicate: Callable[[], Any], *, timeout: float = TIMEOUT, interval: float = 0.05,
-                     what: str = "the condition") -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy; return that value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"gave up after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def unique(prefix: str) -> str:
@@ -64,6 +46,12 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task] = set()
+
+    @classmethod
+    def to(cls, amqp_url: str) -> TcpProxy:
+        """A proxy in front of the broker that `amqp_url` names."""
+        url = URL(amqp_url)
+        return cls(url.host or "127.0.0.1", url.port or 5672)
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)

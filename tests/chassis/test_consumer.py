@@ -8,9 +8,11 @@ import asyncio
 import uuid
 
 import aio_pika
+import pytest
 from givance.events.v1 import event_pb2
 from google.protobuf import wrappers_pb2
 from sqlalchemy import text
+from yarl import URL
 
 from chassis import events
 from chassis.consumer import Consumer, declare_topology
@@ -20,10 +22,10 @@ from tests.chassis.support import (
     amqp_message,
     delete_consumer_topology,
     envelope,
-    eventually,
     stop_task,
     unique,
 )
+from tests.helpers import eventually
 
 
 def recording_handler(schema: str, consumer: str, calls: list[str], poison: str = "poison"):
@@ -143,6 +145,7 @@ async def test_the_inbox_is_per_consumer(event_schema, env, amqp_channel):
         await a.close()
 
 
+@pytest.mark.server_errors("dead-lettering")
 async def test_a_poison_message_is_dead_lettered_and_the_queue_moves_on(event_schema, env, amqp_channel):
     s = Setup(event_schema, env, amqp_channel)
     max_attempts = 3
@@ -178,6 +181,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_queue_moves_on(event_sc
         await s.close()
 
 
+@pytest.mark.server_errors("undecodable")
 async def test_an_undecodable_message_is_dead_lettered_without_retries(event_schema, env, amqp_channel):
     s = Setup(event_schema, env, amqp_channel)
     await s.start(max_attempts=3, backoff_base=0.05, prefetch=1)
@@ -196,11 +200,14 @@ async def test_an_undecodable_message_is_dead_lettered_without_retries(event_sch
         await s.close()
 
 
+@pytest.mark.server_errors("aio_pika")  # its robust channel logs the cut connection
 async def test_a_consumer_resumes_after_a_broker_outage(event_schema, env, amqp_channel):
     """Connected through a proxy we cut: events published meanwhile wait in the durable queue
     and are handled once the robust connection is back."""
-    proxy = await TcpProxy().start()
-    s = Setup(event_schema, env, amqp_channel, amqp_url=proxy.url(env["rabbitmq_url"]))
+    proxy = await TcpProxy.to(env["rabbitmq_url"]).start()
+    # aio-pika's robust connection retries every reconnect_interval seconds (5 by default).
+    url = str(URL(proxy.url(env["rabbitmq_url"])).update_query(reconnect_interval="0.2"))
+    s = Setup(event_schema, env, amqp_channel, amqp_url=url)
     consumer = await s.start(max_attempts=3, backoff_base=0.05)
     tenant = uuid.uuid4()
     try:
@@ -212,11 +219,11 @@ async def test_a_consumer_resumes_after_a_broker_outage(event_schema, env, amqp_
         during = [envelope(tenant, f"during {i}") for i in range(3)]
         for event in during:
             await s.publish(amqp_message(event))  # straight to the broker, which is up
-        await eventually(lambda: proxy.refused >= 1, timeout=30, what="the consumer to try to reconnect")
+        await eventually(lambda: proxy.refused >= 1, what="the consumer to try to reconnect")
         assert s.calls == [before.id]
 
         proxy.restore()
-        await eventually(lambda: len(s.calls) == 4, timeout=30, what="the events published during the outage")
+        await eventually(lambda: len(s.calls) == 4, what="the events published during the outage")
         assert sorted(s.calls[1:]) == sorted(e.id for e in during)
         for event in [before, *during]:
             assert await inbox_count(event_schema, s.queue, event.id) == 1
@@ -229,7 +236,7 @@ async def test_a_consumer_resumes_after_a_broker_outage(event_schema, env, amqp_
 async def test_a_consumer_started_while_the_broker_is_down_catches_up(event_schema, env, amqp_channel):
     """The queue is declared up front (as chassis.migrate does); Consumer.run keeps trying to
     start while the broker is unreachable, then handles what waited in the queue."""
-    proxy = await TcpProxy().start()
+    proxy = await TcpProxy.to(env["rabbitmq_url"]).start()
     proxy.cut()
     s = Setup(event_schema, env, amqp_channel, amqp_url=proxy.url(env["rabbitmq_url"]))
     await declare_topology(amqp_channel, s.exchange, s.queue, ["test.#"], 3)

@@ -19,7 +19,8 @@ from sqlalchemy import text
 from chassis import events
 from chassis.consumer import Consumer
 from chassis.outbox import OutboxRelay
-from tests.chassis.support import Collector, TcpProxy, delete_consumer_topology, eventually, stop_task, unique
+from tests.chassis.support import Collector, TcpProxy, delete_consumer_topology, stop_task, unique
+from tests.helpers import eventually
 
 ROUTING_KEY = "crm.donation.recorded"
 
@@ -56,7 +57,7 @@ async def unpublished(event_schema) -> list[str]:
 async def test_broker_outage_delays_events_and_loses_none(event_schema, amqp_channel, env):
     exchange = unique("relaytest")
     seen = await observe(amqp_channel, exchange)
-    proxy = await TcpProxy().start()
+    proxy = await TcpProxy.to(env["rabbitmq_url"]).start()
     relay = OutboxRelay(event_schema.dsn, event_schema.name, proxy.url(env["rabbitmq_url"]), exchange,
                         poll_interval=0.2, confirm_timeout=5.0)
     task = asyncio.create_task(relay.run())
@@ -233,3 +234,19 @@ async def test_sent_rows_are_pruned_after_the_retention_and_unsent_ones_never(ev
         await relay.stop()
     left = {r["event_id"] for r in await event_schema.outbox()}
     assert left == {recent, unsent}
+
+
+async def test_inbox_rows_are_pruned_after_the_inbox_retention(event_schema, env):
+    """The inbox keeps handled ids longer than any redelivery window, then forgets them."""
+    ancient, fresh = uuid.uuid4(), uuid.uuid4()
+    await event_schema.conn.execute(
+        f"INSERT INTO {event_schema.name}.inbox (consumer, event_id, created_at) VALUES "
+        "('q', $1, now() - interval '8 days'), ('q', $2, now() - interval '6 days')", ancient, fresh)
+    relay = OutboxRelay(event_schema.dsn, event_schema.name, env["rabbitmq_url"], unique("relaytest"))
+    await relay._ensure_db()
+    try:
+        await relay.prune()
+    finally:
+        await relay.stop()
+    left = await event_schema.conn.fetch(f"SELECT event_id FROM {event_schema.name}.inbox")
+    assert [r["event_id"] for r in left] == [fresh]

@@ -13,7 +13,7 @@ from chassis.auth import ACCESS_TOKEN_TYPE, AUDIENCE, ISSUER
 
 
 def _signing(identity_host):
-    keys = identity_host.registrations[0].servicer.keys
+    keys = identity_host.registrations[0].servicer.deps.keys
     return keys._private, keys.kid
 
 
@@ -92,11 +92,9 @@ async def test_missing_permission_is_permission_denied(stubs, identity_host, ten
     reader = jwt.encode(_claims(tenant, perms=["crm.donors.read"]), key, algorithm="EdDSA",
                         headers={"kid": kid, "typ": ACCESS_TOKEN_TYPE})
     assert await _code(stubs, _md(reader, tenant)) == grpc.StatusCode.OK
-    from tests.helpers import new_donor
+    from tests.helpers import fails, new_donor
 
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.donors.CreateDonor(new_donor(), metadata=_md(reader, tenant))
-    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    await fails(stubs.donors.CreateDonor(new_donor(), metadata=_md(reader, tenant)), grpc.StatusCode.PERMISSION_DENIED)
 
 
 async def test_missing_tenant_header_is_refused(stubs, tenant):

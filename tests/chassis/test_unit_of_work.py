@@ -16,7 +16,7 @@ from sqlalchemy import text
 from chassis import events
 from chassis.db import Database, create_engine
 from chassis.settings import ServiceSettings
-from tests.chassis.support import eventually
+from tests.helpers import eventually
 
 
 def publish_one(uow, note: str = "x") -> str:
@@ -178,3 +178,43 @@ async def _no_busy_backends(admin_db, app: str) -> bool:
     """No session of `app` running a statement or sitting in a transaction."""
     return await admin_db.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'", app) == 0
+
+
+async def test_a_unit_of_work_cancelled_at_any_step_returns_a_clean_connection(event_schema, env):
+    """Cancelled at every point from the BEGIN to the COMMIT, and cancelled again while it
+    rolls back: the connection always goes back to the pool with no transaction open, and
+    asyncio reports nothing (asyncpg's pool logs an ERROR when it must end a transaction
+    itself: a BEGIN cancelled before its answer still looked idle)."""
+    schema = event_schema.name
+    db = Database(create_engine(ServiceSettings().admin_database_url(), pool_size=1,
+                                application_name=f"uow-steps-{uuid.uuid4().hex[:8]}"), schema)
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+
+    async def work() -> None:
+        async with db.unit_of_work(uuid.uuid4()) as uow:
+            await uow.conn.execute(text(f"INSERT INTO {schema}.handled (event_id, consumer) "
+                                        "VALUES (gen_random_uuid(), 'steps')"))
+
+    try:
+        for steps in range(40):
+            for twice in (False, True):
+                task = asyncio.create_task(work())
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+                task.cancel()
+                if twice:
+                    await asyncio.sleep(0)
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await eventually(lambda: db.engine.pool.checkedout() == 0,
+                                 what="the connection to come back to the pool")
+                async with db.unit_of_work(uuid.uuid4()) as uow:  # the next user finds it clean
+                    assert await uow.conn.raw.fetchval("SELECT 1") == 1
+        assert reported == [], reported
+    finally:
+        loop.set_exception_handler(previous)
+        await db.dispose()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
-from givance.crm.v1 import donation_pb2, project_pb2, project_service_pb2_grpc
+from givance.crm.v1 import donation_pb2, project_pb2
 from givance.crm.v1 import donation_service_pb2 as dpb
 from givance.crm.v1 import project_service_pb2 as ppb
 from google.protobuf import field_mask_pb2, timestamp_pb2
@@ -68,14 +68,9 @@ async def test_recurring_gift_without_frequency_is_invalid(stubs, tenant, admin_
                                    tenant.org_id) == 0
 
 
-async def test_list_filters_by_project_recurrence_and_dates(stubs, tenant, crm_host):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{crm_host.bound_port}")
-    try:
-        projects = project_service_pb2_grpc.ProjectServiceStub(channel)
-        project = (await projects.CreateProject(ppb.CreateProjectRequest(project=project_pb2.Project(name="Well")),
-                                                metadata=tenant.md)).project
-    finally:
-        await channel.close()
+async def test_list_filters_by_project_recurrence_and_dates(stubs, tenant):
+    project = (await stubs.projects.CreateProject(ppb.CreateProjectRequest(project=project_pb2.Project(name="Well")),
+                                                  metadata=tenant.md)).project
     donor = await _donor(stubs, tenant)
     await _gift(stubs, tenant, donor.id, usd(1), date=day(2026, 1, 5), project_id=project.id)
     await _gift(stubs, tenant, donor.id, usd(2), date=day(2026, 2, 5), is_recurring=True,

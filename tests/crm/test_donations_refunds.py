@@ -9,11 +9,8 @@ import pytest
 from givance.crm.v1 import (
     donation_pb2,
     donor_list_pb2,
-    donor_list_service_pb2_grpc,
     insight_pb2,
-    insight_service_pb2_grpc,
     project_pb2,
-    project_service_pb2_grpc,
 )
 from givance.crm.v1 import donation_service_pb2 as dpb
 from givance.crm.v1 import donor_list_service_pb2 as lpb
@@ -25,12 +22,9 @@ from givance.events.v1 import crm_events_pb2, event_pb2
 from tests.helpers import day, error_reason, fails, gift, invalid, new_donor, usd
 
 
-@pytest.fixture(scope="module")
-async def more(crm_host):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{crm_host.bound_port}")
-    yield (project_service_pb2_grpc.ProjectServiceStub(channel), insight_service_pb2_grpc.InsightServiceStub(channel),
-           donor_list_service_pb2_grpc.DonorListServiceStub(channel))
-    await channel.close()
+@pytest.fixture
+def more(stubs):
+    return stubs.projects, stubs.insight, stubs.donor_lists
 
 
 async def _donor(stubs, tenant):

@@ -1,3 +1,6 @@
+import csv
+import io
+
 from givance.crm.v1 import donor_pb2
 from givance.crm.v1 import donor_service_pb2 as pb
 
@@ -71,3 +74,35 @@ async def test_export_of_nothing_is_a_header_and_bad_chunk_size_is_invalid(stubs
     (only,) = await _export(stubs, tenant, format=pb.EXPORT_FORMAT_CSV)
     assert only.csv_chunk.decode().startswith("external_id,")
     await invalid(_export(stubs, tenant, chunk_size=-1), "chunk_size")
+
+
+async def test_csv_export_neutralises_formulas_and_the_import_restores_them(stubs, tenant, other_tenant):
+    """OWASP CSV injection: a cell starting with =, +, -, @, tab or CR is a formula to a
+    spreadsheet, so the export prefixes it with '; the import takes that ' off again, so every
+    value (an E.164 phone, a value that itself starts with ' before a trigger) round-trips."""
+    hostile = {"first_name": "=HYPERLINK(\"http://evil.example\",\"x\")", "last_name": "@SUM(A1:A9)",
+               "notes": "\t=1+2", "address_street": "-1 Main St", "address_city": "+City",
+               "ai_classification": "'=already quoted", "spouse_first_name": "''-twice"}
+    donor = donor_pb2.Donor(external_id="-ext", type=donor_pb2.DONOR_TYPE_COUPLE, phone="+1 202 555 0143",
+                            tags=["-neg", "ok"], custom_fields={"k": "v"},
+                            address=donor_pb2.Address(street=hostile["address_street"], city=hostile["address_city"]),
+                            **{k: v for k, v in hostile.items() if not k.startswith("address_")})
+    await stubs.donors.CreateDonor(pb.CreateDonorRequest(donor=donor), metadata=tenant.md)
+    exported = b"".join(r.csv_chunk for r in await _export(stubs, tenant, format=pb.EXPORT_FORMAT_CSV)).decode()
+    (row,) = list(csv.DictReader(io.StringIO(exported, newline="")))
+    assert row["first_name"] == "'" + hostile["first_name"] and row["last_name"] == "'@SUM(A1:A9)"
+    assert row["notes"] == "'\t=1+2" and row["address_street"] == "'-1 Main St" and row["address_city"] == "'+City"
+    assert row["phone"] == "'+12025550143" and row["external_id"] == "'-ext" and row["tags"] == "'-neg;ok"
+    assert row["ai_classification"] == "''=already quoted" and row["spouse_first_name"] == "'''-twice"
+    triggers = ("=", "+", "-", "@", "\t", "\r")
+    assert not [(k, v) for k, v in row.items() if v.startswith(triggers)]
+
+    summary = await _import_csv(stubs, other_tenant, exported)
+    assert (summary.created, summary.rejected) == (1, 0), summary
+    mine = [_comparable(d) for r in await _export(stubs, tenant) for d in r.donors]
+    theirs = [_comparable(d) for r in await _export(stubs, other_tenant) for d in r.donors]
+    assert mine == theirs
+    (back,) = theirs
+    assert back.phone == "+12025550143" and back.external_id == "-ext" and list(back.tags) == ["-neg", "ok"]
+    assert back.ai_classification == "'=already quoted" and back.spouse_first_name == "''-twice"
+    assert back.first_name == hostile["first_name"] and back.notes == "\t=1+2"

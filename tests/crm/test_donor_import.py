@@ -200,7 +200,7 @@ async def test_large_import_goes_in_batches_each_with_progress_and_its_event(stu
     assert len(await _donors(admin_db, tenant.org_id)) == 11_999
 
 
-async def test_a_row_the_database_refuses_is_rejected_alone(stubs, tenant, admin_db):
+async def test_a_row_with_a_hostile_value_is_rejected_alone_naming_the_field(stubs, tenant, admin_db):
     responses = await _import(stubs, tenant, _rows(
         donor_pb2.Donor(external_id="n-1", first_name="Fine"),
         donor_pb2.Donor(external_id="n-2", first_name="Nul\x00Byte"),
@@ -209,7 +209,7 @@ async def test_a_row_the_database_refuses_is_rejected_alone(stubs, tenant, admin
     final = responses[-1]
     assert (final.created, final.rejected) == (2, 1)
     (rejection,) = responses[0].rejections
-    assert rejection.row_number == 2 and "row" in _violations(rejection)
+    assert rejection.row_number == 2 and "NUL" in _violations(rejection)["first_name"]
     assert set(await _donors(admin_db, tenant.org_id)) == {"n-1", "n-3"}
 
 

@@ -7,7 +7,7 @@ import grpc
 import pytest
 from givance.crm.v1 import donor_list_pb2 as lpb
 from givance.crm.v1 import donor_list_service_pb2 as pb
-from givance.crm.v1 import donor_list_service_pb2_grpc, donor_pb2
+from givance.crm.v1 import donor_pb2
 from givance.crm.v1 import donor_service_pb2 as dpb
 from google.protobuf import field_mask_pb2, struct_pb2
 from google.type import date_pb2
@@ -19,11 +19,9 @@ from tests.helpers import day, error_reason, fails, field_violations, gift, inva
 STATIC, DYNAMIC = lpb.DONOR_LIST_TYPE_STATIC, lpb.DONOR_LIST_TYPE_DYNAMIC
 
 
-@pytest.fixture(scope="module")
-async def lists(crm_host):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{crm_host.bound_port}")
-    yield donor_list_service_pb2_grpc.DonorListServiceStub(channel)
-    await channel.close()
+@pytest.fixture
+def lists(stubs):
+    return stubs.donor_lists
 
 
 

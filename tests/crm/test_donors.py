@@ -1,12 +1,11 @@
 import uuid
 
 import grpc
-import pytest
 from givance.crm.v1 import donor_pb2
 from givance.crm.v1 import donor_service_pb2 as pb
 from google.protobuf import field_mask_pb2
 
-from tests.helpers import error_reason, new_donor
+from tests.helpers import error_reason, fails, new_donor
 
 
 async def _create(stubs, tenant, **kw):
@@ -35,16 +34,13 @@ async def test_couple_keeps_spouse_and_custom_fields(stubs, tenant):
 
 async def test_external_id_is_unique_per_organization(stubs, tenant, other_tenant):
     await _create(stubs, tenant, external_id="crm-42")
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await _create(stubs, tenant, external_id="crm-42")
-    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    await fails(_create(stubs, tenant, external_id="crm-42"), grpc.StatusCode.ALREADY_EXISTS)
     await _create(stubs, other_tenant, external_id="crm-42")  # another tenant may use it
 
 
 async def test_unknown_donor_is_not_found(stubs, tenant):
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.donors.GetDonor(pb.GetDonorRequest(id=str(uuid.uuid4())), metadata=tenant.md)
-    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    await fails(stubs.donors.GetDonor(pb.GetDonorRequest(id=str(uuid.uuid4())), metadata=tenant.md),
+                grpc.StatusCode.NOT_FOUND)
 
 
 async def test_create_with_request_id_is_idempotent(stubs, tenant, admin_db):
@@ -63,12 +59,10 @@ async def test_update_with_mask_and_etag(stubs, tenant):
         update_mask=field_mask_pb2.FieldMask(paths=["email"])), metadata=tenant.md)).donor
     assert updated.email == "new@example.org" and updated.notes == "keep me"
     assert updated.etag != donor.etag
-    with pytest.raises(grpc.aio.AioRpcError) as e:  # the old etag is stale now
-        await stubs.donors.UpdateDonor(pb.UpdateDonorRequest(
-            donor=donor_pb2.Donor(id=donor.id, etag=donor.etag, notes="lost update"),
-            update_mask=field_mask_pb2.FieldMask(paths=["notes"])), metadata=tenant.md)
-    assert e.value.code() == grpc.StatusCode.ABORTED
-    assert error_reason(e.value) == "ETAG_MISMATCH"
+    e = await fails(stubs.donors.UpdateDonor(pb.UpdateDonorRequest(  # the old etag is stale now
+        donor=donor_pb2.Donor(id=donor.id, etag=donor.etag, notes="lost update"),
+        update_mask=field_mask_pb2.FieldMask(paths=["notes"])), metadata=tenant.md), grpc.StatusCode.ABORTED)
+    assert error_reason(e) == "ETAG_MISMATCH"
     got = (await stubs.donors.GetDonor(pb.GetDonorRequest(id=donor.id), metadata=tenant.md)).donor
     assert got.notes == "keep me"
 
@@ -79,24 +73,19 @@ async def test_update_to_couple_then_back_requires_clearing_spouse(stubs, tenant
         donor=donor_pb2.Donor(id=donor.id, type=donor_pb2.DONOR_TYPE_COUPLE, spouse_first_name="Grace"),
         update_mask=field_mask_pb2.FieldMask(paths=["type", "spouse_first_name"])), metadata=tenant.md)).donor
     assert couple.spouse_first_name == "Grace"
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.donors.UpdateDonor(pb.UpdateDonorRequest(
-            donor=donor_pb2.Donor(id=donor.id, type=donor_pb2.DONOR_TYPE_INDIVIDUAL),
-            update_mask=field_mask_pb2.FieldMask(paths=["type"])), metadata=tenant.md)
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await fails(stubs.donors.UpdateDonor(pb.UpdateDonorRequest(
+        donor=donor_pb2.Donor(id=donor.id, type=donor_pb2.DONOR_TYPE_INDIVIDUAL),
+        update_mask=field_mask_pb2.FieldMask(paths=["type"])), metadata=tenant.md), grpc.StatusCode.INVALID_ARGUMENT)
 
 
 async def test_soft_delete_hides_the_donor_but_keeps_the_row(stubs, tenant, admin_db):
     donor = await _create(stubs, tenant, tags=["gone"])
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.donors.DeleteDonor(pb.DeleteDonorRequest(id=donor.id, etag='W/"999"'), metadata=tenant.md)
-    assert e.value.code() == grpc.StatusCode.ABORTED
+    await fails(stubs.donors.DeleteDonor(pb.DeleteDonorRequest(id=donor.id, etag='W/"999"'), metadata=tenant.md),
+                grpc.StatusCode.ABORTED)
     deleted = (await stubs.donors.DeleteDonor(pb.DeleteDonorRequest(id=donor.id, etag=donor.etag),
                                               metadata=tenant.md)).donor
     assert deleted.HasField("delete_time")
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await stubs.donors.GetDonor(pb.GetDonorRequest(id=donor.id), metadata=tenant.md)
-    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    await fails(stubs.donors.GetDonor(pb.GetDonorRequest(id=donor.id), metadata=tenant.md), grpc.StatusCode.NOT_FOUND)
     listed = await stubs.donors.ListDonors(pb.ListDonorsRequest(tag="gone"), metadata=tenant.md)
     assert list(listed.donors) == []
     assert await admin_db.fetchval("SELECT deleted_at IS NOT NULL FROM crm.donors WHERE id = $1::uuid", donor.id)

@@ -12,12 +12,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
-import grpc
 import pytest
-from givance.crm.v1 import todo_pb2, todo_service_pb2_grpc
+from givance.crm.v1 import todo_pb2
 from givance.crm.v1 import todo_service_pb2 as pb
 from givance.events.v1 import identity_events_pb2
-from givance.identity.v1 import member_pb2, membership_service_pb2_grpc
+from givance.identity.v1 import member_pb2
 from givance.identity.v1 import membership_service_pb2 as mpb
 from google.protobuf import field_mask_pb2
 
@@ -25,21 +24,16 @@ from chassis import events
 from chassis.db import Database, create_engine
 from chassis.settings import ServiceSettings
 from services.crm.consumers import members as consumer
-from tests.chassis.support import eventually
 from tests.conftest import PASSWORD, Tenant
-from tests.helpers import field_violations, invalid
+from tests.helpers import comms_opens, eventually, field_violations, invalid
 
 NOT_A_MEMBER = "is not an active member of the organization"
 MEMBERSHIP_KEYS = ("identity.member.joined", "identity.membership.changed")
 
 
-@pytest.fixture(scope="module")
-async def channels(identity_host, crm_host):
-    ic = grpc.aio.insecure_channel(f"127.0.0.1:{identity_host.bound_port}")
-    cc = grpc.aio.insecure_channel(f"127.0.0.1:{crm_host.bound_port}")
-    yield membership_service_pb2_grpc.MembershipServiceStub(ic), todo_service_pb2_grpc.TodoServiceStub(cc)
-    await ic.close()
-    await cc.close()
+@pytest.fixture
+def channels(stubs):
+    return stubs.members, stubs.todos
 
 
 @pytest.fixture
@@ -99,7 +93,8 @@ async def _accept_token(admin_db, invitation_id: str) -> str:
     body = await admin_db.fetchval("SELECT body FROM identity.outbox WHERE routing_key = 'identity.invitation.created' "
                                    "AND aggregate_id = $1", invitation_id)
     event = events.unpack(events.parse(bytes(body)), identity_events_pb2.InvitationCreatedEvent)
-    return parse_qs(urlparse(event.accept_link).query)["token"][0]
+    link = comms_opens("identity.invitation.created", invitation_id, event.sealed_accept_link)
+    return parse_qs(urlparse(link).query)["token"][0]
 
 
 async def _join(members, admin_db, owner: Tenant, role: str = "staff") -> Tenant:

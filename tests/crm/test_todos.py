@@ -5,7 +5,7 @@ import uuid
 import grpc
 import pytest
 from givance.crm.v1 import donor_service_pb2 as dpb
-from givance.crm.v1 import project_pb2, project_service_pb2_grpc, todo_pb2, todo_service_pb2_grpc
+from givance.crm.v1 import project_pb2, todo_pb2
 from givance.crm.v1 import project_service_pb2 as ppb
 from givance.crm.v1 import todo_service_pb2 as pb
 from google.protobuf import field_mask_pb2
@@ -18,11 +18,9 @@ COMPLETED, CANCELLED = todo_pb2.TODO_STATUS_COMPLETED, todo_pb2.TODO_STATUS_CANC
 LOW, MEDIUM, HIGH = todo_pb2.TODO_PRIORITY_LOW, todo_pb2.TODO_PRIORITY_MEDIUM, todo_pb2.TODO_PRIORITY_HIGH
 
 
-@pytest.fixture(scope="module")
-async def api(crm_host):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{crm_host.bound_port}")
-    yield todo_service_pb2_grpc.TodoServiceStub(channel), project_service_pb2_grpc.ProjectServiceStub(channel)
-    await channel.close()
+@pytest.fixture
+def api(stubs):
+    return stubs.todos, stubs.projects
 
 
 @pytest.fixture

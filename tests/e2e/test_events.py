@@ -15,8 +15,8 @@ from chassis import events
 from chassis.consumer import Consumer
 from chassis.db import Database, UnitOfWork, create_engine
 from chassis.settings import ServiceSettings
-from tests.chassis.support import delete_consumer_topology, eventually, unique
-from tests.helpers import gift, new_donor, usd
+from tests.chassis.support import delete_consumer_topology, unique
+from tests.helpers import eventually, gift, new_donor, usd
 
 ROUTING_KEY = "crm.donation.recorded"
 

@@ -1,6 +1,5 @@
 """One trace follows a request through gRPC, SQL, the outbox and the bus to a consumer."""
 
-import asyncio
 import json
 import uuid
 
@@ -13,7 +12,7 @@ from chassis import telemetry
 from chassis.consumer import Consumer
 from chassis.db import Database, create_engine
 from chassis.settings import ServiceSettings
-from tests.helpers import gift, new_donor
+from tests.helpers import eventually, gift, new_donor
 
 
 async def test_trace_context_travels_from_rpc_through_outbox_to_consumer(env, identity_host, tenant, admin_db):
@@ -46,10 +45,7 @@ async def test_trace_context_travels_from_rpc_through_outbox_to_consumer(env, id
         headers = json.loads(await admin_db.fetchval(
             "SELECT headers FROM crm.outbox WHERE aggregate_id = $1", donor.id))
         assert f"{trace_id:032x}" in headers["traceparent"]
-        for _ in range(200):
-            if seen:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: seen, what="the consumer to handle the donation event")
         assert seen == [trace_id]
         spans = exporter.get_finished_spans()
         assert any(s.kind == trace.SpanKind.SERVER and s.context.trace_id == trace_id for s in spans)

@@ -7,13 +7,7 @@ from givance.identity.v1 import identity_service_pb2 as pb
 from givance.identity.v1 import organization_service_pb2 as opb
 
 from tests.conftest import PASSWORD
-from tests.helpers import error_reason, field_violations
-
-
-async def _err(call) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    return e.value
+from tests.helpers import error_reason, fails, field_violations
 
 
 async def test_sign_up_issues_a_verifiable_owner_token(stubs):
@@ -36,7 +30,7 @@ async def test_sign_up_issues_a_verifiable_owner_token(stubs):
 
 async def test_sign_up_bad_input_names_fields_and_writes_nothing(stubs, admin_db):
     before = await admin_db.fetchval("SELECT count(*) FROM identity.users")
-    e = await _err(stubs.identity.SignUp(pb.SignUpRequest(email="nope", password="short", organization_name="",
+    e = await fails(stubs.identity.SignUp(pb.SignUpRequest(email="nope", password="short", organization_name="",
                                                           organization_slug="-Bad Slug-")))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert {"email", "password", "organization_name", "organization_slug"} <= set(field_violations(e))
@@ -44,13 +38,13 @@ async def test_sign_up_bad_input_names_fields_and_writes_nothing(stubs, admin_db
 
 
 async def test_duplicate_email_and_slug_are_already_exists(stubs, tenant):
-    e = await _err(stubs.identity.SignUp(pb.SignUpRequest(email=tenant.email.upper(), password=PASSWORD,
+    e = await fails(stubs.identity.SignUp(pb.SignUpRequest(email=tenant.email.upper(), password=PASSWORD,
                                                           organization_name="Again")))
     assert e.code() == grpc.StatusCode.ALREADY_EXISTS
     slug = f"taken-{uuid.uuid4().hex[:6]}"
     await stubs.identity.SignUp(pb.SignUpRequest(email=f"{slug}@example.org", password=PASSWORD,
                                                  organization_name="X", organization_slug=slug))
-    e = await _err(stubs.identity.SignUp(pb.SignUpRequest(email=f"b-{slug}@example.org", password=PASSWORD,
+    e = await fails(stubs.identity.SignUp(pb.SignUpRequest(email=f"b-{slug}@example.org", password=PASSWORD,
                                                           organization_name="Y", organization_slug=slug)))
     assert e.code() == grpc.StatusCode.ALREADY_EXISTS and error_reason(e) == "SLUG_TAKEN"
 
@@ -70,15 +64,15 @@ async def test_retried_sign_up_with_request_id_returns_the_first_result(stubs, a
     assert (again.user.id, again.organization.id) == (first.user.id, first.organization.id)
     assert await admin_db.fetchval("SELECT count(*) FROM identity.users WHERE email = $1", email) == 1
     wrong = pb.SignUpRequest(email=email, password=PASSWORD + "x", organization_name="Retry Org", request_id=rid)
-    assert (await _err(stubs.identity.SignUp(wrong))).code() == grpc.StatusCode.ALREADY_EXISTS
+    assert (await fails(stubs.identity.SignUp(wrong))).code() == grpc.StatusCode.ALREADY_EXISTS
 
 
 async def test_login_wrong_password_unknown_email_and_non_member_answer_alike(stubs, tenant, other_tenant):
     errors = [
-        await _err(stubs.identity.Login(pb.LoginRequest(email=tenant.email, password="wrong password!!"))),
-        await _err(stubs.identity.Login(pb.LoginRequest(email=f"ghost-{uuid.uuid4().hex}@example.org",
+        await fails(stubs.identity.Login(pb.LoginRequest(email=tenant.email, password="wrong password!!"))),
+        await fails(stubs.identity.Login(pb.LoginRequest(email=f"ghost-{uuid.uuid4().hex}@example.org",
                                                         password=PASSWORD))),
-        await _err(stubs.identity.Login(pb.LoginRequest(email=tenant.email, password=PASSWORD,
+        await fails(stubs.identity.Login(pb.LoginRequest(email=tenant.email, password=PASSWORD,
                                                         organization_id=other_tenant.org_id))),
     ]
     assert {e.code() for e in errors} == {grpc.StatusCode.UNAUTHENTICATED}
@@ -97,9 +91,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(stubs, tenant, admin
     assert rotated.refresh_token != r1 and rotated.access_token
     r2 = rotated.refresh_token
     # r1 is replayed (stolen): refused, and the whole family ends, r2 included
-    e = await _err(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=r1)))
+    e = await fails(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=r1)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
-    e = await _err(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=r2)))
+    e = await fails(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=r2)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
     # the sign-up session is another family and still works
     ok = await stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=tenant.refresh_token))
@@ -108,7 +102,7 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(stubs, tenant, admin
 
 @pytest.mark.parametrize("token", ["", "garbage", "0" * 32 + ".x", "zz.yy"])
 async def test_bad_refresh_tokens(stubs, token):
-    e = await _err(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=token)))
+    e = await fails(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=token)))
     assert e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED)
     if not token:
         assert "refresh_token" in field_violations(e)
@@ -126,10 +120,10 @@ async def test_refresh_tokens_and_passwords_are_not_stored_in_clear(stubs, tenan
 
 
 async def test_get_organization_of_another_tenant_is_not_found(stubs, tenant, other_tenant):
-    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(id=other_tenant.org_id),
+    e = await fails(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(id=other_tenant.org_id),
                                                   metadata=tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
-    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(id="x"), metadata=tenant.md))
+    e = await fails(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(id="x"), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -3,7 +3,6 @@ the immediate refusal (on identity and on crm) of a member's tokens when their r
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
@@ -24,7 +23,7 @@ from google.protobuf.json_format import MessageToDict
 from chassis import events
 from services.identity.domain import roles
 from tests.conftest import PASSWORD, Tenant
-from tests.helpers import error_reason, field_violations, new_donor
+from tests.helpers import comms_opens, error_reason, eventually, fails, field_violations, new_donor
 
 # -- fixtures and helpers -----------------------------------------------------------------
 
@@ -35,20 +34,9 @@ class Api:
     crm_donors: donor_service_pb2_grpc.DonorServiceStub
 
 
-@pytest.fixture(scope="module")
-async def api(identity_host, crm_host):
-    ic = grpc.aio.insecure_channel(f"127.0.0.1:{identity_host.bound_port}")
-    cc = grpc.aio.insecure_channel(f"127.0.0.1:{crm_host.bound_port}")
-    yield Api(members=membership_service_pb2_grpc.MembershipServiceStub(ic),
-              crm_donors=donor_service_pb2_grpc.DonorServiceStub(cc))
-    await ic.close()
-    await cc.close()
-
-
-async def _err(call) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    return e.value
+@pytest.fixture
+def api(stubs):
+    return Api(members=stubs.members, crm_donors=stubs.donors)
 
 
 def _email(prefix: str = "member") -> str:
@@ -63,16 +51,6 @@ def _md(token: str, org_id: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"), ("x-tenant-id", org_id))
 
 
-async def _poll(check, what: str, attempts: int = 600):
-    """Polls an effect that crosses the bus; fails, naming it, if it never shows."""
-    for _ in range(attempts):
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
-
-
 async def _outbox_events(admin_db, routing_key: str, aggregate_id: str, message_type):
     rows = await admin_db.fetch("SELECT body FROM identity.outbox WHERE routing_key = $1 AND aggregate_id = $2 "
                                 "ORDER BY id", routing_key, aggregate_id)
@@ -83,8 +61,10 @@ async def accept_token(admin_db, invitation_id: str) -> str:
     """The token of the accept link, from the identity.invitation.created event in the outbox."""
     [event] = await _outbox_events(admin_db, "identity.invitation.created", invitation_id,
                                    identity_events_pb2.InvitationCreatedEvent)
-    assert event.accept_link.startswith("http://127.0.0.1:8080/invitations/accept?token=")
-    return parse_qs(urlparse(event.accept_link).query)["token"][0]
+    assert not event.accept_link  # never in clear: sealed for comms
+    link = comms_opens("identity.invitation.created", invitation_id, event.sealed_accept_link)
+    assert link.startswith("http://127.0.0.1:8080/invitations/accept?token=")
+    return parse_qs(urlparse(link).query)["token"][0]
 
 
 async def invite(api: Api, owner: Tenant, role: str = "staff", email: str | None = None) -> member_pb2.Invitation:
@@ -124,7 +104,7 @@ async def _member(api: Api, owner: Tenant, user_id: str) -> member_pb2.Member | 
 
 async def _counts(admin_db) -> tuple:
     return tuple([await admin_db.fetchval(f"SELECT count(*) FROM identity.{t}") for t in
-                  ("users", "user_organizations", "invitations", "roles", "membership_revocations", "outbox")])
+                  ("users", "user_organizations", "invitations", "roles", "revocations", "outbox")])
 
 
 # -- invitations --------------------------------------------------------------------------
@@ -135,7 +115,9 @@ async def test_invitation_end_to_end_creates_the_account_and_membership(api, stu
     inv = await invite(api, tenant, "staff", email.upper())
     assert inv.email == email.lower() and inv.role == "staff" and inv.state == member_pb2.INVITATION_STATE_PENDING
     assert inv.invited_by == tenant.user_id
-    assert 6.9 * 86400 < inv.expire_time.seconds - inv.create_time.seconds <= 7 * 86400
+    # create_time is the transaction's start, expire_time seven days after the handler's clock read
+    # inside it: a loaded machine puts seconds between the two.
+    assert 6.9 * 86400 < inv.expire_time.seconds - inv.create_time.seconds <= 7 * 86400 + 60
     token = await accept_token(admin_db, inv.id)
     # only the token's hash is stored
     dump = await admin_db.fetchval("SELECT string_agg(i::text, '|') FROM identity.invitations i WHERE id = $1",
@@ -144,9 +126,9 @@ async def test_invitation_end_to_end_creates_the_account_and_membership(api, stu
 
     # a new account needs a password that passes the rules; nothing is written until it does
     before = await _counts(admin_db)
-    e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=token)))
+    e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=token)))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "password" in field_violations(e)
-    e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=token, password="password1234")))
+    e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=token, password="password1234")))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "password" in field_violations(e)
     assert await _counts(admin_db) == before
 
@@ -167,7 +149,7 @@ async def test_invitation_end_to_end_creates_the_account_and_membership(api, stu
     listed = (await api.members.ListInvitations(mpb.ListInvitationsRequest(), metadata=tenant.md)).invitations
     assert next(i for i in listed if i.id == inv.id).state == member_pb2.INVITATION_STATE_ACCEPTED
     # used once only
-    e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=token, password=PASSWORD)))
+    e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=token, password=PASSWORD)))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "INVITATION_ACCEPTED"
     # the new account logs in to the organization
     login = await stubs.identity.Login(ipb.LoginRequest(email=email, password=PASSWORD))
@@ -181,23 +163,17 @@ async def test_invitation_end_to_end_creates_the_account_and_membership(api, stu
 
 async def test_an_existing_account_accepts_without_a_password(api, stubs, tenant, other_tenant, admin_db):
     inv = await invite(api, tenant, "viewer", other_tenant.email)
-    resp = await api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=await accept_token(admin_db, inv.id)))
+    # signed in to the account (tests/identity/test_reauth.py: the link alone is not enough)
+    resp = await api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=await accept_token(admin_db, inv.id)),
+                                              metadata=other_tenant.md)
     assert resp.tokens.user_id == other_tenant.user_id and resp.tokens.organization_id == tenant.org_id
     assert resp.tokens.role == "viewer"
     # both organizations are theirs now; the default stays
     mine = await stubs.organizations.ListMyOrganizations(opb.ListMyOrganizationsRequest(), metadata=other_tenant.md)
     assert {o.id for o in mine.organizations} == {tenant.org_id, other_tenant.org_id}
     assert mine.default_organization_id == other_tenant.org_id
-    # an account with a second factor joins, but signs in with it: the link alone gives no tokens
-    mfa_user = await stubs.sign_up("MFA Org")
-    await admin_db.execute("INSERT INTO identity.user_mfa (user_id, enabled) VALUES ($1, true)",
-                           uuid.UUID(mfa_user.user_id))
-    inv = await invite(api, tenant, "staff", mfa_user.email)
-    resp = await api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=await accept_token(admin_db, inv.id)))
-    assert not resp.HasField("tokens")
-    assert (await _member(api, tenant, mfa_user.user_id)).role == "staff"
     # inviting a member again is refused
-    e = await _err(api.members.CreateInvitation(mpb.CreateInvitationRequest(email=other_tenant.email, role="staff"),
+    e = await fails(api.members.CreateInvitation(mpb.CreateInvitationRequest(email=other_tenant.email, role="staff"),
                                                 metadata=tenant.md))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "ALREADY_MEMBER"
 
@@ -206,14 +182,14 @@ async def test_expired_revoked_and_unknown_invitations(api, tenant, admin_db):
     expired = await invite(api, tenant)
     await admin_db.execute("UPDATE identity.invitations SET expires_at = now() - interval '1 minute' WHERE id = $1",
                            uuid.UUID(expired.id))
-    e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(
+    e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(
         token=await accept_token(admin_db, expired.id), password=PASSWORD)))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "INVITATION_EXPIRED"
 
     revoked = await invite(api, tenant)
     got = (await api.members.RevokeInvitation(mpb.RevokeInvitationRequest(id=revoked.id), metadata=tenant.md))
     assert got.invitation.state == member_pb2.INVITATION_STATE_REVOKED
-    e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(
+    e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(
         token=await accept_token(admin_db, revoked.id), password=PASSWORD)))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "INVITATION_REVOKED"
 
@@ -226,16 +202,16 @@ async def test_expired_revoked_and_unknown_invitations(api, tenant, admin_db):
     email = _email()
     first = await invite(api, tenant, email=email)
     second = await invite(api, tenant, email=email)
-    e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(
+    e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(
         token=await accept_token(admin_db, first.id), password=PASSWORD)))
     assert error_reason(e) == "INVITATION_REVOKED"
     assert (await api.members.AcceptInvitation(mpb.AcceptInvitationRequest(
         token=await accept_token(admin_db, second.id), password=PASSWORD))).tokens.access_token
 
     for token in (f"{uuid.UUID(tenant.org_id).hex}.not-a-real-secret", f"{uuid.uuid4().hex}.x", "garbage", "a.b"):
-        e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=token, password=PASSWORD)))
+        e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=token, password=PASSWORD)))
         assert e.code() == grpc.StatusCode.NOT_FOUND, token
-    e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token="")))
+    e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token="")))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "token" in field_violations(e)
 
 
@@ -261,17 +237,17 @@ async def test_role_change_revokes_the_old_token_and_the_refreshed_one_has_the_n
         member=member_pb2.Member(user_id=member.user_id, role="viewer", etag=before.etag)), metadata=tenant.md)).member
     assert updated.role == "viewer" and updated.etag != before.etag
     # the old token: refused by identity at once, by crm as soon as the broadcast arrives
-    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md))
+    e = await fails(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED and error_reason(e) == "TOKEN_REVOKED"
-    await _poll(lambda: refused_on_crm(api, member), "crm refusing the member's old token")
+    await eventually(lambda: refused_on_crm(api, member), what="crm refusing the member's old token")
     # a refreshed token carries the viewer's rights: reads work, writes do not
     viewer = await refreshed(stubs, member)
     assert _claims(viewer.access_token)["role"] == "viewer"
     await api.crm_donors.ListDonors(dpb.ListDonorsRequest(), metadata=viewer.md)
-    e = await _err(api.crm_donors.CreateDonor(new_donor(), metadata=viewer.md))
+    e = await fails(api.crm_donors.CreateDonor(new_donor(), metadata=viewer.md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
     # a stale etag is refused
-    e = await _err(api.members.UpdateMember(mpb.UpdateMemberRequest(
+    e = await fails(api.members.UpdateMember(mpb.UpdateMemberRequest(
         member=member_pb2.Member(user_id=member.user_id, role="staff", etag=before.etag)), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.ABORTED
     # the change is audited with before and after
@@ -295,18 +271,19 @@ async def test_not_before_is_exact_below_a_second(api, stubs, tenant, admin_db):
             metadata=tenant.md)
         member = await refreshed(stubs, member)
         not_before = await admin_db.fetchval(
-            "SELECT extract(epoch FROM not_before)::float8 FROM identity.membership_revocations "
-            "WHERE organization_id = $1 AND user_id = $2", uuid.UUID(tenant.org_id), uuid.UUID(member.user_id))
+            "SELECT extract(epoch FROM not_before)::float8 FROM identity.revocations "
+            "WHERE kind = 'membership' AND tenant_id = $1 AND subject_id = $2", uuid.UUID(tenant.org_id),
+            member.user_id)
         old_iat, new_iat = _claims(old.access_token)["iat"], _claims(member.access_token)["iat"]
         assert old_iat < not_before < new_iat
         if int(new_iat) == int(not_before):
             break
     else:
         pytest.fail("no token was issued in the same second as a change")
-    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=old.md))
+    e = await fails(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=old.md))
     assert error_reason(e) == "TOKEN_REVOKED"
     await stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md)
-    await _poll(lambda: refused_on_crm(api, old), "crm refusing the token from before the change")
+    await eventually(lambda: refused_on_crm(api, old), what="crm refusing the token from before the change")
     await api.crm_donors.ListDonors(dpb.ListDonorsRequest(), metadata=member.md)
 
 
@@ -319,7 +296,7 @@ async def test_custom_roles_and_overrides(api, stubs, tenant, admin_db):
     assert [r.id for r in listed if r.system] == ["owner", "admin", "staff", "viewer"]
     assert readers.id in [r.id for r in listed]
     assert all(roles.holds(r.permissions, "identity.self") for r in listed if r.system)
-    e = await _err(api.members.CreateRole(mpb.CreateRoleRequest(role=member_pb2.Role(
+    e = await fails(api.members.CreateRole(mpb.CreateRoleRequest(role=member_pb2.Role(
         name="donor READERS", permissions=["crm.donors.read"])), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.ALREADY_EXISTS
 
@@ -327,7 +304,7 @@ async def test_custom_roles_and_overrides(api, stubs, tenant, admin_db):
     assert member.access_token and _claims(member.access_token)["role"] == readers.id
     assert sorted(_claims(member.access_token)["perms"]) == ["crm.donors.read", "identity.self"]
     await api.crm_donors.ListDonors(dpb.ListDonorsRequest(), metadata=member.md)
-    e = await _err(api.crm_donors.CreateDonor(new_donor(), metadata=member.md))
+    e = await fails(api.crm_donors.CreateDonor(new_donor(), metadata=member.md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
 
     # an override grants writing
@@ -344,12 +321,12 @@ async def test_custom_roles_and_overrides(api, stubs, tenant, admin_db):
         id=readers.id, name="Donor readers", permissions=["identity.self", "crm.*"], etag=readers.etag)),
         metadata=tenant.md)).role
     assert role.etag != readers.etag
-    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md))
+    e = await fails(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md))
     assert error_reason(e) == "TOKEN_REVOKED"
-    await _poll(lambda: refused_on_crm(api, member), "crm refusing the holder's token")
+    await eventually(lambda: refused_on_crm(api, member), what="crm refusing the holder's token")
     member = await refreshed(stubs, member)
     assert "crm.*" in _claims(member.access_token)["perms"]
-    e = await _err(api.members.UpdateRole(mpb.UpdateRoleRequest(role=member_pb2.Role(
+    e = await fails(api.members.UpdateRole(mpb.UpdateRoleRequest(role=member_pb2.Role(
         id=readers.id, name="x", permissions=["crm.donors.read"], etag=readers.etag)), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.ABORTED
 
@@ -360,11 +337,11 @@ async def test_custom_roles_and_overrides(api, stubs, tenant, admin_db):
     member = await refreshed(stubs, member)
     perms = _claims(member.access_token)["perms"]
     assert "crm.*" not in perms and "crm.donors.write" in perms and "crm.donors.read" not in perms
-    e = await _err(api.crm_donors.ListDonors(dpb.ListDonorsRequest(), metadata=member.md))
+    e = await fails(api.crm_donors.ListDonors(dpb.ListDonorsRequest(), metadata=member.md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
 
     # a role held by a member cannot be deleted; once nobody holds it, it can
-    e = await _err(api.members.DeleteRole(mpb.DeleteRoleRequest(id=readers.id), metadata=tenant.md))
+    e = await fails(api.members.DeleteRole(mpb.DeleteRoleRequest(id=readers.id), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "ROLE_IN_USE"
     await api.members.UpdateMember(mpb.UpdateMemberRequest(member=member_pb2.Member(
         user_id=member.user_id, role="viewer")), metadata=tenant.md)
@@ -375,7 +352,7 @@ async def test_custom_roles_and_overrides(api, stubs, tenant, admin_db):
     for call in (api.members.DeleteRole(mpb.DeleteRoleRequest(id="admin"), metadata=tenant.md),
                  api.members.UpdateRole(mpb.UpdateRoleRequest(role=member_pb2.Role(
                      id="viewer", name="viewer", permissions=["crm.*"])), metadata=tenant.md)):
-        e = await _err(call)
+        e = await fails(call)
         assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "SYSTEM_ROLE"
 
 
@@ -386,14 +363,8 @@ async def test_nobody_grants_more_than_they_hold(api, stubs, tenant, admin_db):
                                metadata=admin.md),
         api.members.UpdateMember(mpb.UpdateMemberRequest(member=member_pb2.Member(
             user_id=admin.user_id, overrides=member_pb2.PermissionOverrides(grant=["*"]))), metadata=admin.md),
-        # identity.* does not cover rotating the platform's signing key, so an admin cannot hand it out
-        api.members.CreateRole(mpb.CreateRoleRequest(role=member_pb2.Role(
-            name="Rotators", permissions=["identity.keys.rotate"])), metadata=admin.md),
-        api.members.UpdateMember(mpb.UpdateMemberRequest(member=member_pb2.Member(
-            user_id=admin.user_id, overrides=member_pb2.PermissionOverrides(grant=["identity.keys.rotate"]))),
-            metadata=admin.md),
     ):
-        e = await _err(call)
+        e = await fails(call)
         assert e.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(e) == "PERMISSION_ESCALATION"
     # ownership: only an owner grants it or takes it away
     staff = await join(api, admin_db, tenant, "staff")
@@ -404,14 +375,14 @@ async def test_nobody_grants_more_than_they_hold(api, stubs, tenant, admin_db):
         api.members.SuspendMember(mpb.SuspendMemberRequest(user_id=tenant.user_id), metadata=admin.md),
         api.members.RemoveMember(mpb.RemoveMemberRequest(user_id=tenant.user_id), metadata=admin.md),
     ):
-        e = await _err(call)
+        e = await fails(call)
         assert e.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(e) == "OWNER_REQUIRED"
     # an admin manages other members
     await api.members.UpdateMember(mpb.UpdateMemberRequest(member=member_pb2.Member(user_id=staff.user_id,
                                                                                     role="viewer")), metadata=admin.md)
     # a staff member cannot manage members at all
     staff = await refreshed(stubs, staff)
-    e = await _err(api.members.SuspendMember(mpb.SuspendMemberRequest(user_id=admin.user_id), metadata=staff.md))
+    e = await fails(api.members.SuspendMember(mpb.SuspendMemberRequest(user_id=admin.user_id), metadata=staff.md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -422,7 +393,7 @@ async def test_the_last_owner_stays(api, stubs, tenant, admin_db):
         api.members.UpdateMember(mpb.UpdateMemberRequest(member=member_pb2.Member(user_id=tenant.user_id,
                                                                                    role="admin")), metadata=tenant.md),
     ):
-        e = await _err(call)
+        e = await fails(call)
         assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "LAST_OWNER"
     assert (await _member(api, tenant, tenant.user_id)).role == "owner"
     # with a second owner, the first may step down
@@ -430,7 +401,7 @@ async def test_the_last_owner_stays(api, stubs, tenant, admin_db):
     await api.members.UpdateMember(mpb.UpdateMemberRequest(member=member_pb2.Member(user_id=tenant.user_id,
                                                                                     role="admin")), metadata=tenant.md)
     # now the second owner is the last one
-    e = await _err(api.members.RemoveMember(mpb.RemoveMemberRequest(user_id=second.user_id), metadata=second.md))
+    e = await fails(api.members.RemoveMember(mpb.RemoveMemberRequest(user_id=second.user_id), metadata=second.md))
     assert error_reason(e) == "LAST_OWNER"
 
 
@@ -444,13 +415,13 @@ async def test_a_suspended_members_tokens_are_refused_at_once_everywhere(api, st
     suspended = (await api.members.SuspendMember(mpb.SuspendMemberRequest(user_id=member.user_id),
                                                  metadata=tenant.md)).member
     assert suspended.state == member_pb2.MEMBER_STATE_SUSPENDED
-    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md))
+    e = await fails(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
-    await _poll(lambda: refused_on_crm(api, member), "crm refusing the suspended member's token")
+    await eventually(lambda: refused_on_crm(api, member), what="crm refusing the suspended member's token")
     # no new tokens: not by refresh, not by login
-    e = await _err(stubs.identity.RefreshToken(ipb.RefreshTokenRequest(refresh_token=member.refresh_token)))
+    e = await fails(stubs.identity.RefreshToken(ipb.RefreshTokenRequest(refresh_token=member.refresh_token)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
-    e = await _err(stubs.identity.Login(ipb.LoginRequest(email=member.email, password=PASSWORD)))
+    e = await fails(stubs.identity.Login(ipb.LoginRequest(email=member.email, password=PASSWORD)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
     [changed] = await _outbox_events(admin_db, "identity.membership.changed", f"{tenant.org_id}/{member.user_id}",
                                      identity_events_pb2.MembershipChangedEvent)
@@ -470,16 +441,16 @@ async def test_a_removed_members_tokens_are_refused_at_once_everywhere(api, stub
     member = await join(api, admin_db, tenant, "staff")
     await api.crm_donors.ListDonors(dpb.ListDonorsRequest(), metadata=member.md)
     await api.members.RemoveMember(mpb.RemoveMemberRequest(user_id=member.user_id), metadata=tenant.md)
-    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md))
+    e = await fails(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=member.md))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
-    await _poll(lambda: refused_on_crm(api, member), "crm refusing the removed member's token")
+    await eventually(lambda: refused_on_crm(api, member), what="crm refusing the removed member's token")
     assert await _member(api, tenant, member.user_id) is None
-    e = await _err(stubs.identity.RefreshToken(ipb.RefreshTokenRequest(refresh_token=member.refresh_token)))
+    e = await fails(stubs.identity.RefreshToken(ipb.RefreshTokenRequest(refresh_token=member.refresh_token)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
-    e = await _err(stubs.identity.Login(ipb.LoginRequest(email=member.email, password=PASSWORD,
+    e = await fails(stubs.identity.Login(ipb.LoginRequest(email=member.email, password=PASSWORD,
                                                          organization_id=tenant.org_id)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
-    e = await _err(api.members.RemoveMember(mpb.RemoveMemberRequest(user_id=member.user_id), metadata=tenant.md))
+    e = await fails(api.members.RemoveMember(mpb.RemoveMemberRequest(user_id=member.user_id), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
     audits = [a for a in await _outbox_events(admin_db, "identity.audit.recorded", member.user_id,
                                               audit_events_pb2.AuditRecordedEvent)
@@ -519,18 +490,18 @@ async def test_update_organization(api, stubs, tenant, other_tenant, admin_db):
     got = (await stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=tenant.md)).organization
     assert got == updated
     # stale etag
-    e = await _err(stubs.organizations.UpdateOrganization(opb.UpdateOrganizationRequest(
+    e = await fails(stubs.organizations.UpdateOrganization(opb.UpdateOrganizationRequest(
         organization=organization_pb2.Organization(name="x", etag=org.etag),
         update_mask=field_mask_pb2.FieldMask(paths=["name"])), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.ABORTED
     # slug and domain are unique across organizations
     for field, value, reason in (("slug", slug, "SLUG_TAKEN"), ("domain", domain.upper(), "DOMAIN_TAKEN")):
-        e = await _err(stubs.organizations.UpdateOrganization(opb.UpdateOrganizationRequest(
+        e = await fails(stubs.organizations.UpdateOrganization(opb.UpdateOrganizationRequest(
             organization=organization_pb2.Organization(**{field: value}),
             update_mask=field_mask_pb2.FieldMask(paths=[field])), metadata=other_tenant.md))
         assert e.code() == grpc.StatusCode.ALREADY_EXISTS and error_reason(e) == reason
     # another organization's id: not found
-    e = await _err(stubs.organizations.UpdateOrganization(opb.UpdateOrganizationRequest(
+    e = await fails(stubs.organizations.UpdateOrganization(opb.UpdateOrganizationRequest(
         organization=organization_pb2.Organization(id=other_tenant.org_id, name="Mine now"),
         update_mask=field_mask_pb2.FieldMask(paths=["name"])), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
@@ -546,7 +517,7 @@ async def test_update_organization(api, stubs, tenant, other_tenant, admin_db):
     # a viewer may read, not update
     viewer = await join(api, admin_db, other_tenant, "viewer")
     await stubs.organizations.GetOrganization(opb.GetOrganizationRequest(), metadata=viewer.md)
-    e = await _err(stubs.organizations.UpdateOrganization(opb.UpdateOrganizationRequest(
+    e = await fails(stubs.organizations.UpdateOrganization(opb.UpdateOrganizationRequest(
         organization=organization_pb2.Organization(name="x"), update_mask=field_mask_pb2.FieldMask(paths=["name"])),
         metadata=viewer.md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -554,7 +525,8 @@ async def test_update_organization(api, stubs, tenant, other_tenant, admin_db):
 
 async def test_switch_organization(api, stubs, tenant, other_tenant, admin_db):
     inv = await invite(api, tenant, "staff", other_tenant.email)
-    await api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=await accept_token(admin_db, inv.id)))
+    await api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token=await accept_token(admin_db, inv.id)),
+                                       metadata=other_tenant.md)
     # other_tenant's user, signed in to their own organization, switches to tenant's
     resp = await stubs.identity.SwitchOrganization(ipb.SwitchOrganizationRequest(organization_id=tenant.org_id),
                                                    metadata=other_tenant.md)
@@ -574,18 +546,18 @@ async def test_switch_organization(api, stubs, tenant, other_tenant, admin_db):
     assert login.tokens.organization_id == tenant.org_id
     # not a member, or no such organization: one answer, which confirms nothing
     stranger = await stubs.sign_up("Stranger Org")
-    errors = [await _err(stubs.identity.SwitchOrganization(ipb.SwitchOrganizationRequest(organization_id=org_id),
+    errors = [await fails(stubs.identity.SwitchOrganization(ipb.SwitchOrganizationRequest(organization_id=org_id),
                                                            metadata=tenant.md))
               for org_id in (stranger.org_id, str(uuid.uuid4()))]
     assert {e.code() for e in errors} == {grpc.StatusCode.PERMISSION_DENIED}
     assert len({e.details() for e in errors}) == 1
     for bad in ("", "nope"):
-        e = await _err(stubs.identity.SwitchOrganization(ipb.SwitchOrganizationRequest(organization_id=bad),
+        e = await fails(stubs.identity.SwitchOrganization(ipb.SwitchOrganizationRequest(organization_id=bad),
                                                          metadata=tenant.md))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "organization_id" in field_violations(e)
     # a suspended membership cannot be switched to
     await api.members.SuspendMember(mpb.SuspendMemberRequest(user_id=other_tenant.user_id), metadata=tenant.md)
-    e = await _err(stubs.identity.SwitchOrganization(ipb.SwitchOrganizationRequest(organization_id=tenant.org_id),
+    e = await fails(stubs.identity.SwitchOrganization(ipb.SwitchOrganizationRequest(organization_id=tenant.org_id),
                                                      metadata=other_tenant.md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
     mine = await stubs.organizations.ListMyOrganizations(opb.ListMyOrganizationsRequest(), metadata=other_tenant.md)
@@ -624,7 +596,7 @@ async def test_another_organizations_ids_are_not_found(api, tenant, other_tenant
                                      metadata=tenant.md),
     ]
     for call in calls:
-        e = await _err(call)
+        e = await fails(call)
         assert e.code() == grpc.StatusCode.NOT_FOUND, e.details()
     # and nothing of theirs shows in my lists
     members = (await api.members.ListMembers(mpb.ListMembersRequest(), metadata=tenant.md)).members
@@ -722,7 +694,7 @@ async def test_bad_input_names_the_field_and_writes_nothing(api, stubs, tenant, 
     org_before = await admin_db.fetchrow("SELECT * FROM identity.organizations WHERE id = $1",
                                          uuid.UUID(tenant.org_id))
     for method, request, field in _bad_requests(api, stubs, member.user_id):
-        e = await _err(method(request, metadata=tenant.md))
+        e = await fails(method(request, metadata=tenant.md))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, e.details())
         assert field in field_violations(e), (field, field_violations(e))
     assert await _counts(admin_db) == before
@@ -730,7 +702,7 @@ async def test_bad_input_names_the_field_and_writes_nothing(api, stubs, tenant, 
                                    uuid.UUID(tenant.org_id)) == org_before
     assert (await _member(api, tenant, member.user_id)).role == "staff"
     # AcceptInvitation (public) too
-    e = await _err(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token="x", first_name="f" * 101)))
+    e = await fails(api.members.AcceptInvitation(mpb.AcceptInvitationRequest(token="x", first_name="f" * 101)))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "first_name" in field_violations(e)
 
 
@@ -738,37 +710,24 @@ async def test_bad_input_names_the_field_and_writes_nothing(api, stubs, tenant, 
 
 
 def test_the_catalogue_holds_every_permission_the_protos_declare():
-    import givance.crm.v1.donation_service_pb2
-    import givance.crm.v1.donor_list_service_pb2
-    import givance.crm.v1.donor_service_pb2
-    import givance.crm.v1.insight_service_pb2
-    import givance.crm.v1.journey_service_pb2
-    import givance.crm.v1.project_service_pb2
-    import givance.crm.v1.todo_service_pb2  # noqa: F401
-    from givance.identity.v1 import (  # noqa: F401
-        account_service_pb2,
-        audit_service_pb2,
-        identity_service_pb2,
-        membership_service_pb2,
-        mfa_service_pb2,
-        organization_service_pb2,
-        session_service_pb2,
-        staff_service_pb2,
-    )
+    """Every service's protos (each givance/<service>/v1/*_service.proto), not a list to keep."""
+    import importlib
+    from pathlib import Path
+
     from givance.options.v1 import auth_pb2
 
+    root = Path(__file__).resolve().parents[2] / "protos"
     pool = descriptor_pool.Default()
     declared = set()
-    for file_name in (*(f"givance/crm/v1/{n}_service.proto"
-                        for n in ("donor", "donation", "journey", "project", "todo", "donor_list", "insight")),
-                      *(f"givance/identity/v1/{n}_service.proto" for n in
-                        ("account", "audit", "identity", "membership", "mfa", "organization", "session", "staff"))):
+    for path in sorted(root.glob("givance/*/v1/*_service.proto")):
+        file_name = path.relative_to(root).as_posix()
+        importlib.import_module(file_name.removesuffix(".proto").replace("/", ".") + "_pb2")
         for service in pool.FindFileByName(file_name).services_by_name.values():
             for method in service.methods:
                 rule = method.GetOptions().Extensions[auth_pb2.auth]
                 if rule.permission:
                     declared.add(rule.permission)
-    assert declared == set(roles.CATALOGUE)
+    assert declared | set(roles.CHECKED_BY_SERVICES) == set(roles.CATALOGUE) | set(roles.PLATFORM_PERMISSIONS)
     for role, perms in roles.SYSTEM_ROLES.items():
         assert roles.holds(perms, roles.SELF), role
     assert roles.holds(roles.SYSTEM_ROLES["viewer"], "crm.donors.read")
@@ -791,9 +750,6 @@ def test_every_member_keeps_identity_self_whatever_the_role_or_denials():
         "crm.donors.read", "identity.self")
     eff = roles.effective_permissions(("identity.*", "comms.*"), (), ("identity.members.*",))
     assert "comms.*" in eff and "identity.self" in eff and "identity.members.read" not in eff
-    # rotating the platform's signing key is granted by "*" or by name only, never by "identity.*"
-    assert "identity.keys.rotate" not in roles.effective_permissions(("identity.*",), (), ("identity.audit.read",))
-    assert "identity.keys.rotate" in roles.effective_permissions(("*",), (), ("identity.audit.read",))
-    assert "identity.keys.rotate" not in roles.effective_permissions(("*",), (), ("identity.*",))
-    assert not roles.holds(roles.SYSTEM_ROLES["admin"], "identity.keys.rotate")
-    assert roles.holds(roles.SYSTEM_ROLES["owner"], "identity.keys.rotate")
+    # platform permissions (signing keys, KYC review) are no role's, not even through "*"
+    assert not any(p.startswith("platform.") for p in roles.effective_permissions(("*",), (), ("identity.*",)))
+    assert not roles.holds(roles.SYSTEM_ROLES["owner"], "platform.signing_keys.rotate")

@@ -22,15 +22,9 @@ from givance.identity.v1 import organization_service_pb2 as opb
 from chassis import events
 from services.identity.handlers import mfa as mfa_handlers
 from tests.conftest import PASSWORD, Tenant
-from tests.helpers import error_reason, field_violations
+from tests.helpers import error_reason, fails, field_violations
 
 USER_AGENT = "givance-mfa-tests"
-
-
-async def _err(call) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    return e.value
 
 
 class Clock:
@@ -117,7 +111,7 @@ async def test_enrollment_returns_the_secret_once_and_confirmation_enables_mfa(m
     assert login.WhichOneof("result") == "tokens"
 
     totp = pyotp.TOTP(enrollment.secret)
-    wrong = await _err(mfa.ConfirmTotp(mpb.ConfirmTotpRequest(code=totp.at(clock.t + 3600)), metadata=tenant.md))
+    wrong = await fails(mfa.ConfirmTotp(mpb.ConfirmTotpRequest(code=totp.at(clock.t + 3600)), metadata=tenant.md))
     assert wrong.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(wrong) == "MFA_CODE_INVALID"
 
     codes = list((await mfa.ConfirmTotp(mpb.ConfirmTotpRequest(code=totp.at(clock.t)),
@@ -128,20 +122,20 @@ async def test_enrollment_returns_the_secret_once_and_confirmation_enables_mfa(m
     assert row["enabled"] and row["confirmed_at"] is not None and len(row["backup_code_hashes"]) == 10
     assert row["totp_last_step"] == int(clock.t) // 30
 
-    again = await _err(mfa.EnrollTotp(mpb.EnrollTotpRequest(), metadata=tenant.md))
+    again = await fails(mfa.EnrollTotp(mpb.EnrollTotpRequest(), metadata=tenant.md))
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(again) == "MFA_ALREADY_ENABLED"
-    again = await _err(mfa.ConfirmTotp(mpb.ConfirmTotpRequest(code=totp.at(clock.t + 30)), metadata=tenant.md))
+    again = await fails(mfa.ConfirmTotp(mpb.ConfirmTotpRequest(code=totp.at(clock.t + 30)), metadata=tenant.md))
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(again) == "MFA_ALREADY_ENABLED"
     actions = [e.action for e in await audit_actions(admin_db, tenant)]
     assert actions == ["identity.mfa.verification_failed", "identity.mfa.enabled"]
 
 
 async def test_confirm_without_enrollment_and_mfa_calls_without_a_token(mfa, tenant):
-    e = await _err(mfa.ConfirmTotp(mpb.ConfirmTotpRequest(code="123456"), metadata=tenant.md))
+    e = await fails(mfa.ConfirmTotp(mpb.ConfirmTotpRequest(code="123456"), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "MFA_NOT_ENROLLED"
-    e = await _err(mfa.DisableMfa(mpb.DisableMfaRequest(code="123456"), metadata=tenant.md))
+    e = await fails(mfa.DisableMfa(mpb.DisableMfaRequest(code="123456"), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "MFA_NOT_ENABLED"
-    e = await _err(mfa.EnrollTotp(mpb.EnrollTotpRequest()))
+    e = await fails(mfa.EnrollTotp(mpb.EnrollTotpRequest()))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -165,9 +159,9 @@ async def test_login_returns_a_challenge_and_verify_mfa_with_totp_issues_tokens(
     assert org.organization.id == tenant.org_id
     # A challenge is single use.
     clock.advance()
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t))))
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t))))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED and error_reason(e) == "MFA_CHALLENGE_INVALID"
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=f"{uuid.UUID(tenant.org_id).hex}.forged",
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=f"{uuid.UUID(tenant.org_id).hex}.forged",
                                                        code=totp.at(clock.t))))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED and error_reason(e) == "MFA_CHALLENGE_INVALID"
 
@@ -178,14 +172,14 @@ async def test_a_replayed_totp_code_is_refused(mfa, ident, tenant, clock):
     code = totp.at(clock.t)
     await ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant), code=code))
     token = await challenge(ident, tenant)
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=code)))
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=code)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED and error_reason(e) == "MFA_CODE_INVALID"
     # Still inside the drift window a step later: still refused, it was used.
     clock.advance()
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=code)))
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=code)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED and error_reason(e) == "MFA_CODE_INVALID"
     # The confirmation's code is spent too.
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t - 60))))
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t - 60))))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
     # A fresh code answers the same challenge (three wrong attempts of five so far).
     ok = await ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t)))
@@ -197,7 +191,7 @@ async def test_one_step_of_drift_is_accepted_and_two_are_not(mfa, ident, tenant,
     clock.advance(5 * 30)
     token = await challenge(ident, tenant)
     for drift in (-60, 60):
-        e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t + drift))))
+        e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t + drift))))
         assert e.code() == grpc.StatusCode.UNAUTHENTICATED and error_reason(e) == "MFA_CODE_INVALID"
     behind = await ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t - 30)))
     assert behind.tokens.access_token
@@ -215,7 +209,7 @@ async def test_a_backup_code_works_once(mfa, ident, tenant, clock, admin_db):
     row = await admin_db.fetchrow("SELECT backup_code_hashes, backup_codes_used FROM identity.user_mfa "
                                   "WHERE user_id = $1", uuid.UUID(tenant.user_id))
     assert len(row["backup_code_hashes"]) == 9 and len(row["backup_codes_used"]) == 1
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant),
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant),
                                                        code=codes[0])))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED and error_reason(e) == "MFA_CODE_INVALID"
     other = await ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant), code=codes[1]))
@@ -228,9 +222,9 @@ async def test_a_challenge_allows_five_attempts_failures_are_audited_and_ten_loc
     clock.advance()
     token = await challenge(ident, tenant)
     for _ in range(5):
-        e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code="000000")))
+        e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code="000000")))
         assert error_reason(e) == "MFA_CODE_INVALID"
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t))))
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code=totp.at(clock.t))))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED and error_reason(e) == "MFA_CHALLENGE_INVALID"
     failed = [a for a in await audit_actions(admin_db, tenant) if a.action == "identity.mfa.verification_failed"]
     assert len(failed) == 5 and {a.actor_id for a in failed} == {tenant.user_id}
@@ -238,13 +232,13 @@ async def test_a_challenge_allows_five_attempts_failures_are_audited_and_ten_loc
 
     token = await challenge(ident, tenant)
     for _ in range(4):
-        await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code="AAAAA-AAAAA")))
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code="999999")))
+        await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code="AAAAA-AAAAA")))
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=token, code="999999")))
     assert error_reason(e) == "MFA_CODE_INVALID"  # the tenth wrong code in a row: code checks lock
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant),
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant),
                                                        code=totp.at(clock.t))))
     assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and error_reason(e) == "MFA_LOCKED"
-    e = await _err(mfa.RegenerateBackupCodes(mpb.RegenerateBackupCodesRequest(code=totp.at(clock.t)),
+    e = await fails(mfa.RegenerateBackupCodes(mpb.RegenerateBackupCodesRequest(code=totp.at(clock.t)),
                                              metadata=tenant.md))
     assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
@@ -275,9 +269,9 @@ async def test_a_trusted_device_skips_the_challenge_until_revoked(mfa, ident, te
 
     # Another user's device: not found, and it keeps working for its owner.
     assert not (await mfa.ListTrustedDevices(mpb.ListTrustedDevicesRequest(), metadata=other_tenant.md)).devices
-    e = await _err(mfa.RevokeTrustedDevice(mpb.RevokeTrustedDeviceRequest(id=device.id), metadata=other_tenant.md))
+    e = await fails(mfa.RevokeTrustedDevice(mpb.RevokeTrustedDeviceRequest(id=device.id), metadata=other_tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
-    e = await _err(mfa.RevokeTrustedDevice(mpb.RevokeTrustedDeviceRequest(id=str(uuid.uuid4())), metadata=tenant.md))
+    e = await fails(mfa.RevokeTrustedDevice(mpb.RevokeTrustedDeviceRequest(id=str(uuid.uuid4())), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
     again = await ident.Login(pb.LoginRequest(email=tenant.email, password=PASSWORD, device_token=device_token))
     assert again.WhichOneof("result") == "tokens"
@@ -285,7 +279,7 @@ async def test_a_trusted_device_skips_the_challenge_until_revoked(mfa, ident, te
     await mfa.RevokeTrustedDevice(mpb.RevokeTrustedDeviceRequest(id=device.id), metadata=tenant.md)
     await challenge(ident, tenant, device_token=device_token)
     assert not (await mfa.ListTrustedDevices(mpb.ListTrustedDevicesRequest(), metadata=tenant.md)).devices
-    e = await _err(mfa.RevokeTrustedDevice(mpb.RevokeTrustedDeviceRequest(id=device.id), metadata=tenant.md))
+    e = await fails(mfa.RevokeTrustedDevice(mpb.RevokeTrustedDeviceRequest(id=device.id), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
 
     trail = {e.action: e for e in await audit_actions(admin_db, tenant)}
@@ -300,20 +294,20 @@ async def test_a_trusted_device_skips_the_challenge_until_revoked(mfa, ident, te
 async def test_regenerated_backup_codes_replace_the_old_and_disable_needs_a_code(mfa, ident, tenant, clock,
                                                                                 admin_db):
     totp, old_codes = await enroll(mfa, tenant, clock)
-    e = await _err(mfa.RegenerateBackupCodes(mpb.RegenerateBackupCodesRequest(code="000000"), metadata=tenant.md))
+    e = await fails(mfa.RegenerateBackupCodes(mpb.RegenerateBackupCodesRequest(code="000000"), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(e) == "MFA_CODE_INVALID"
     clock.advance()
     new_codes = list((await mfa.RegenerateBackupCodes(
         mpb.RegenerateBackupCodesRequest(code=totp.at(clock.t)), metadata=tenant.md)).backup_codes)
     assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
-    e = await _err(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant),
+    e = await fails(ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant),
                                                        code=old_codes[0])))
     assert error_reason(e) == "MFA_CODE_INVALID"
 
     clock.advance()
     verified = await ident.VerifyMfa(pb.VerifyMfaRequest(challenge_token=await challenge(ident, tenant),
                                                          code=totp.at(clock.t), trust_device=True))
-    e = await _err(mfa.DisableMfa(mpb.DisableMfaRequest(code=old_codes[1]), metadata=tenant.md))
+    e = await fails(mfa.DisableMfa(mpb.DisableMfaRequest(code=old_codes[1]), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
     await mfa.DisableMfa(mpb.DisableMfaRequest(code=new_codes[0]), metadata=tenant.md)
     assert await admin_db.fetchval("SELECT count(*) FROM identity.user_mfa WHERE user_id = $1",
@@ -339,7 +333,7 @@ async def test_organization_policy_limits_the_unenrolled_and_challenges_the_enro
     assert login.WhichOneof("result") == "tokens"
     limited = login.tokens
     assert perms(limited.access_token) == ["identity.self"]
-    e = await _err(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(),
+    e = await fails(stubs.organizations.GetOrganization(opb.GetOrganizationRequest(),
                                                        metadata=md(limited.access_token, tenant.org_id)))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
     # A refresh does not widen it.
@@ -355,7 +349,7 @@ async def test_organization_policy_limits_the_unenrolled_and_challenges_the_enro
     await stubs.organizations.GetOrganization(opb.GetOrganizationRequest(),
                                               metadata=md(verified.tokens.access_token, tenant.org_id))
 
-    e = await _err(mfa.DisableMfa(mpb.DisableMfaRequest(code=codes[0]), metadata=tenant.md))
+    e = await fails(mfa.DisableMfa(mpb.DisableMfaRequest(code=codes[0]), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(e) == "MFA_REQUIRED_BY_ORGANIZATION"
     row = await admin_db.fetchrow("SELECT enabled, backup_code_hashes FROM identity.user_mfa WHERE user_id = $1",
                                   uuid.UUID(tenant.user_id))
@@ -396,7 +390,7 @@ async def test_bad_input_on_every_rpc_names_the_field_and_writes_nothing(mfa, id
          {"device_name"}),
     ]
     for call, fields in cases:
-        e = await _err(call)
+        e = await fails(call)
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, fields
         assert set(field_violations(e)) == fields
 

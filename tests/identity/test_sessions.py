@@ -1,6 +1,5 @@
 """Sessions (refresh families), logout, service accounts and their tokens, signing-key rotation."""
 
-import asyncio
 import hashlib
 import time
 import uuid
@@ -9,28 +8,21 @@ from datetime import UTC
 import grpc
 import jwt
 import pytest
-from argon2 import PasswordHasher
 from givance.crm.v1 import donor_service_pb2 as dpb
 from givance.identity.v1 import identity_service_pb2 as pb
-from givance.identity.v1 import identity_service_pb2_grpc, session_service_pb2_grpc
+from givance.identity.v1 import identity_service_pb2_grpc
 from givance.identity.v1 import session_service_pb2 as spb
 
 from chassis.auth import JwksCache
+from services.identity.__main__ import password_hasher
+from services.identity.settings import IdentitySettings
 from tests.conftest import PASSWORD, Tenant
-from tests.helpers import error_reason, field_violations, new_donor
+from tests.helpers import error_reason, eventually, fails, field_violations, new_donor
 
 
-@pytest.fixture(scope="module")
-async def sessions(identity_host):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{identity_host.bound_port}")
-    yield session_service_pb2_grpc.SessionServiceStub(channel)
-    await channel.close()
-
-
-async def _err(call) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    return e.value
+@pytest.fixture
+def sessions(stubs):
+    return stubs.sessions
 
 
 def _md(token: str, org_id: str) -> tuple[tuple[str, str], ...]:
@@ -39,16 +31,6 @@ def _md(token: str, org_id: str) -> tuple[tuple[str, str], ...]:
 
 def _claims(token: str) -> dict:
     return jwt.decode(token, options={"verify_signature": False})
-
-
-async def _eventually(check, what: str, attempts: int = 200):
-    """Polls an asynchronous effect (the bus); fails, naming it, if it never shows."""
-    for _ in range(attempts):
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def _login(stubs, tenant: Tenant, email: str | None = None):
@@ -65,7 +47,7 @@ async def _member(stubs, admin_db, tenant: Tenant, role: str = "admin"):
     user_id = uuid.uuid4()
     await admin_db.execute(
         "INSERT INTO identity.users (id, email, password_hash, default_organization_id) VALUES ($1, $2, $3, $4)",
-        user_id, email, PasswordHasher().hash(PASSWORD), uuid.UUID(tenant.org_id))
+        user_id, email, password_hasher(IdentitySettings()).hash(PASSWORD), uuid.UUID(tenant.org_id))
     await admin_db.execute(
         "INSERT INTO identity.user_organizations (user_id, organization_id, role, status, joined_at) "
         "VALUES ($1, $2, $3, 'active', now())", user_id, uuid.UUID(tenant.org_id), role)
@@ -104,7 +86,7 @@ async def test_sessions_are_listed_with_the_current_one_and_revoked(stubs, sessi
     await sessions.RevokeSession(spb.RevokeSessionRequest(id=second_sid), metadata=tenant.md)
     listed = (await sessions.ListSessions(spb.ListSessionsRequest(), metadata=tenant.md)).sessions
     assert {s.id for s in listed} == {sign_up_sid, third_sid}
-    e = await _err(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=refreshed.refresh_token)))
+    e = await fails(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=refreshed.refresh_token)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
     # the other sessions go on
     assert (await stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=third.refresh_token))).tokens
@@ -117,7 +99,7 @@ async def test_another_users_or_tenants_session_is_not_found(stubs, sessions, te
     member_sid = _claims(member.access_token)["sid"]
     for sid, md in ((member_sid, tenant.md), (_claims(tenant.access_token)["sid"], other_tenant.md),
                     (str(uuid.uuid4()), tenant.md)):
-        e = await _err(sessions.RevokeSession(spb.RevokeSessionRequest(id=sid), metadata=md))
+        e = await fails(sessions.RevokeSession(spb.RevokeSessionRequest(id=sid), metadata=md))
         assert e.code() == grpc.StatusCode.NOT_FOUND
     # nothing was revoked: the member still refreshes, and sees only their own session
     assert (await stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=member.refresh_token))).tokens
@@ -131,7 +113,7 @@ async def test_another_users_or_tenants_session_is_not_found(stubs, sessions, te
 @pytest.mark.parametrize("bad", ["", "not-a-uuid"])
 async def test_revoke_session_bad_id_is_invalid_and_revokes_nothing(stubs, sessions, tenant, admin_db, bad):
     before = await admin_db.fetchval("SELECT count(*) FROM identity.refresh_tokens WHERE revoked_at IS NOT NULL")
-    e = await _err(sessions.RevokeSession(spb.RevokeSessionRequest(id=bad), metadata=tenant.md))
+    e = await fails(sessions.RevokeSession(spb.RevokeSessionRequest(id=bad), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "id" in field_violations(e)
     assert await admin_db.fetchval(
         "SELECT count(*) FROM identity.refresh_tokens WHERE revoked_at IS NOT NULL") == before
@@ -141,18 +123,20 @@ async def test_logout_ends_the_current_session_only(stubs, sessions, tenant):
     tokens = await _login(stubs, tenant)
     sid = _claims(tokens.access_token)["sid"]
     await stubs.identity.Logout(pb.LogoutRequest(), metadata=_md(tokens.access_token, tenant.org_id))
-    e = await _err(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=tokens.refresh_token)))
+    e = await fails(stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=tokens.refresh_token)))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
     listed = (await sessions.ListSessions(spb.ListSessionsRequest(), metadata=tenant.md)).sessions
     assert sid not in {s.id for s in listed} and len(listed) == 1
-    # logging out twice is harmless; the sign-up session still refreshes
-    await stubs.identity.Logout(pb.LogoutRequest(), metadata=_md(tokens.access_token, tenant.org_id))
+    # the ended session's access token no longer works, not even to log out again (issue 9);
+    # the sign-up session still refreshes
+    e = await fails(stubs.identity.Logout(pb.LogoutRequest(), metadata=_md(tokens.access_token, tenant.org_id)))
+    assert e.code() == grpc.StatusCode.UNAUTHENTICATED
     assert (await stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=tenant.refresh_token))).tokens
 
 
 async def test_logout_and_sessions_need_a_token(stubs, sessions):
-    assert (await _err(stubs.identity.Logout(pb.LogoutRequest()))).code() == grpc.StatusCode.UNAUTHENTICATED
-    e = await _err(sessions.ListSessions(spb.ListSessionsRequest()))
+    assert (await fails(stubs.identity.Logout(pb.LogoutRequest()))).code() == grpc.StatusCode.UNAUTHENTICATED
+    e = await fails(sessions.ListSessions(spb.ListSessionsRequest()))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -183,9 +167,9 @@ async def test_service_account_token_works_on_crm_with_its_permissions_only(stub
     assert issued.expire_time.seconds == claims["exp"]
     md = _md(issued.access_token, tenant.org_id)
     await stubs.donors.ListDonors(dpb.ListDonorsRequest(), metadata=md)
-    e = await _err(stubs.donors.CreateDonor(new_donor(), metadata=md))
+    e = await fails(stubs.donors.CreateDonor(new_donor(), metadata=md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
-    e = await _err(sessions.ListServiceAccounts(spb.ListServiceAccountsRequest(), metadata=md))
+    e = await fails(sessions.ListServiceAccounts(spb.ListServiceAccountsRequest(), metadata=md))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
 
     listed = (await sessions.ListServiceAccounts(spb.ListServiceAccountsRequest(), metadata=tenant.md))
@@ -202,24 +186,24 @@ async def test_deleted_service_account_gets_no_tokens_and_its_tokens_are_refused
     md = _md(token, tenant.org_id)
     await stubs.donors.ListDonors(dpb.ListDonorsRequest(), metadata=md)
     # another tenant cannot see or delete it
-    e = await _err(sessions.DeleteServiceAccount(spb.DeleteServiceAccountRequest(id=account.id),
+    e = await fails(sessions.DeleteServiceAccount(spb.DeleteServiceAccountRequest(id=account.id),
                                                  metadata=other_tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
     assert not (await sessions.ListServiceAccounts(spb.ListServiceAccountsRequest(),
                                                    metadata=other_tenant.md)).service_accounts
 
     await sessions.DeleteServiceAccount(spb.DeleteServiceAccountRequest(id=account.id), metadata=tenant.md)
-    e = await _err(stubs.identity.IssueServiceToken(req))
+    e = await fails(stubs.identity.IssueServiceToken(req))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
     assert not (await sessions.ListServiceAccounts(spb.ListServiceAccountsRequest(),
                                                    metadata=tenant.md)).service_accounts
-    e = await _err(sessions.DeleteServiceAccount(spb.DeleteServiceAccountRequest(id=account.id), metadata=tenant.md))
+    e = await fails(sessions.DeleteServiceAccount(spb.DeleteServiceAccountRequest(id=account.id), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
 
     # identity refuses the token it would have accepted at once (UNAUTHENTICATED, before any
     # permission check); the deletion is broadcast (identity.membership.changed) and crm refuses
     # the token it accepted before, without waiting for it to expire.
-    e = await _err(sessions.ListSessions(spb.ListSessionsRequest(), metadata=md))
+    e = await fails(sessions.ListSessions(spb.ListSessionsRequest(), metadata=md))
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
     async def refused():
         try:
@@ -228,7 +212,7 @@ async def test_deleted_service_account_gets_no_tokens_and_its_tokens_are_refused
             return err.code() == grpc.StatusCode.UNAUTHENTICATED
         return False
 
-    await _eventually(refused, "crm refuses the deleted service account's token")
+    await eventually(refused, what="crm refuses the deleted service account's token")
 
 
 async def test_wrong_or_unknown_client_credentials_are_unauthenticated(stubs, sessions, tenant, other_tenant):
@@ -242,7 +226,7 @@ async def test_wrong_or_unknown_client_credentials_are_unauthenticated(stubs, se
         (f"{uuid.uuid4().hex}.nope", created.client_secret),
         ("garbage", created.client_secret),
     ]
-    errors = [await _err(stubs.identity.IssueServiceToken(pb.IssueServiceTokenRequest(client_id=c, client_secret=s)))
+    errors = [await fails(stubs.identity.IssueServiceToken(pb.IssueServiceTokenRequest(client_id=c, client_secret=s)))
               for c, s in cases]
     assert {e.code() for e in errors} == {grpc.StatusCode.UNAUTHENTICATED}
     assert len({e.details() for e in errors}) == 1
@@ -250,17 +234,17 @@ async def test_wrong_or_unknown_client_credentials_are_unauthenticated(stubs, se
 
 async def test_service_account_bad_input_names_fields_and_writes_nothing(stubs, sessions, tenant, admin_db):
     before = await admin_db.fetchval("SELECT count(*) FROM identity.service_accounts")
-    e = await _err(sessions.CreateServiceAccount(spb.CreateServiceAccountRequest(
+    e = await fails(sessions.CreateServiceAccount(spb.CreateServiceAccountRequest(
         name="  ", permissions=["crm.donors.read", "Not A Permission", "crm.nothing.here"]), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert {"name", "permissions[1]", "permissions[2]"} <= set(field_violations(e))
-    e = await _err(sessions.CreateServiceAccount(spb.CreateServiceAccountRequest(name="x" * 101),
+    e = await fails(sessions.CreateServiceAccount(spb.CreateServiceAccountRequest(name="x" * 101),
                                                  metadata=tenant.md))
     assert {"name", "permissions"} <= set(field_violations(e))
     for bad_id in ("", "nope"):
-        e = await _err(sessions.DeleteServiceAccount(spb.DeleteServiceAccountRequest(id=bad_id), metadata=tenant.md))
+        e = await fails(sessions.DeleteServiceAccount(spb.DeleteServiceAccountRequest(id=bad_id), metadata=tenant.md))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "id" in field_violations(e)
-    e = await _err(stubs.identity.IssueServiceToken(pb.IssueServiceTokenRequest()))
+    e = await fails(stubs.identity.IssueServiceToken(pb.IssueServiceTokenRequest()))
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert {"client_id", "client_secret"} <= set(field_violations(e))
     assert await admin_db.fetchval("SELECT count(*) FROM identity.service_accounts") == before
@@ -275,7 +259,7 @@ async def test_a_service_account_never_exceeds_its_creator(stubs, sessions, tena
     md = _md(token, tenant.org_id)
     before = await admin_db.fetchval("SELECT count(*) FROM identity.service_accounts")
     for perms in (["crm.donors.write"], ["crm.*"], ["*"]):
-        e = await _err(sessions.CreateServiceAccount(spb.CreateServiceAccountRequest(name="escalate",
+        e = await fails(sessions.CreateServiceAccount(spb.CreateServiceAccountRequest(name="escalate",
                                                                                       permissions=perms), metadata=md))
         assert e.code() == grpc.StatusCode.PERMISSION_DENIED and error_reason(e) == "PERMISSION_ESCALATION"
     assert await admin_db.fetchval("SELECT count(*) FROM identity.service_accounts") == before
@@ -287,14 +271,26 @@ async def test_a_service_account_never_exceeds_its_creator(stubs, sessions, tena
 # -- signing keys -----------------------------------------------------------------------------
 
 
-async def test_rotation_signs_new_tokens_with_a_new_key_and_old_tokens_still_work(stubs, sessions, tenant,
+@pytest.fixture
+async def operator(stubs, admin_db, tenant):
+    """tenant's user flagged as a platform operator (tests/identity/test_platform.py does it through
+    the operators command), signed in again: a token with platform.*."""
+    await admin_db.execute("INSERT INTO identity.platform_operators (user_id, permissions, granted_by) "
+                           "VALUES ($1, '{platform.*}', 'test')", uuid.UUID(tenant.user_id))
+    fresh = await _login(stubs, tenant)
+    yield Tenant(org_id=tenant.org_id, user_id=tenant.user_id, email=tenant.email, access_token=fresh.access_token,
+                 refresh_token=fresh.refresh_token)
+    await admin_db.execute("DELETE FROM identity.platform_operators WHERE user_id = $1", uuid.UUID(tenant.user_id))
+
+
+async def test_rotation_signs_new_tokens_with_a_new_key_and_old_tokens_still_work(stubs, sessions, tenant, operator,
                                                                                   identity_host, admin_db):
     old_kid = jwt.get_unverified_header(tenant.access_token)["kid"]
     # both services have verified an old-key token before the rotation
     await stubs.donors.ListDonors(dpb.ListDonorsRequest(), metadata=tenant.md)
     await sessions.ListSessions(spb.ListSessionsRequest(), metadata=tenant.md)
 
-    new_kid = (await sessions.RotateSigningKey(spb.RotateSigningKeyRequest(), metadata=tenant.md)).kid
+    new_kid = (await sessions.RotateSigningKey(spb.RotateSigningKeyRequest(), metadata=operator.md)).kid
     assert new_kid and new_kid != old_kid
     keys = {k.kid for k in (await stubs.identity.GetJwks(pb.GetJwksRequest())).keys}
     assert {old_kid, new_kid} <= keys
@@ -314,17 +310,18 @@ async def test_rotation_signs_new_tokens_with_a_new_key_and_old_tokens_still_wor
     assert jwt.get_unverified_header(refreshed.access_token)["kid"] == new_kid
 
 
-async def test_a_replica_picks_up_a_rotation_made_elsewhere(identity_host, tenant):
+async def test_a_replica_picks_up_a_rotation_made_elsewhere(identity_host, tenant, operator):
     from chassis.context import Principal
     from services.identity.handlers.keys import SigningKeys
 
-    keys = identity_host.registrations[0].servicer.keys
+    keys = identity_host.registrations[0].servicer.deps.keys
     replica = SigningKeys(keys.db, keys.keyring)  # a second identity process, in effect
     await replica.load_or_create()
     assert replica.kid == keys.kid
     assert await replica.reload() is False
     # the serving process rotates; the other replica switches on its next reload
-    owner = Principal(subject=tenant.user_id, tenant_id=uuid.UUID(tenant.org_id), role="owner", permissions=("*",))
+    owner = Principal(subject=tenant.user_id, tenant_id=uuid.UUID(tenant.org_id), role="owner",
+                      permissions=("*", "platform.*"))
     kid = await keys.rotate(owner)
     assert replica.kid != kid
     assert await replica.reload() is True and replica.kid == kid
@@ -332,26 +329,28 @@ async def test_a_replica_picks_up_a_rotation_made_elsewhere(identity_host, tenan
     assert jwt.get_unverified_header(token)["kid"] == kid
 
 
-async def test_only_an_explicit_grant_rotates_keys(stubs, sessions, tenant, admin_db):
+async def test_only_a_platform_operator_rotates_keys(stubs, sessions, tenant, admin_db):
     before = await admin_db.fetchval("SELECT count(*) FROM identity.signing_keys")
-    admin = await _member(stubs, admin_db, tenant, role="admin")  # identity.* does not cover it
-    e = await _err(sessions.RotateSigningKey(spb.RotateSigningKeyRequest(),
+    await fails(sessions.RotateSigningKey(spb.RotateSigningKeyRequest(), metadata=tenant.md),
+                grpc.StatusCode.PERMISSION_DENIED)  # an owner's "*" does not cover it
+    admin = await _member(stubs, admin_db, tenant, role="admin")  # nor identity.*
+    e = await fails(sessions.RotateSigningKey(spb.RotateSigningKeyRequest(),
                                              metadata=_md(admin.access_token, tenant.org_id)))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
     staff = await _member(stubs, admin_db, tenant, role="staff")
-    e = await _err(sessions.RotateSigningKey(spb.RotateSigningKeyRequest(),
+    e = await fails(sessions.RotateSigningKey(spb.RotateSigningKeyRequest(),
                                              metadata=_md(staff.access_token, tenant.org_id)))
     assert e.code() == grpc.StatusCode.PERMISSION_DENIED
     assert await admin_db.fetchval("SELECT count(*) FROM identity.signing_keys") == before
 
 
-async def test_rotations_are_bounded_by_the_published_keys(stubs, sessions, tenant, admin_db, monkeypatch):
+async def test_rotations_are_bounded_by_the_published_keys(stubs, sessions, operator, admin_db, monkeypatch):
     from services.identity.domain import keys as key_rules
 
     published = len((await stubs.identity.GetJwks(pb.GetJwksRequest())).keys)
     monkeypatch.setattr(key_rules, "MAX_PUBLISHED_KEYS", published)
     before = await admin_db.fetchval("SELECT count(*) FROM identity.signing_keys")
-    e = await _err(sessions.RotateSigningKey(spb.RotateSigningKeyRequest(), metadata=tenant.md))
+    e = await fails(sessions.RotateSigningKey(spb.RotateSigningKeyRequest(), metadata=operator.md))
     assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and error_reason(e) == "TOO_MANY_SIGNING_KEYS"
     assert await admin_db.fetchval("SELECT count(*) FROM identity.signing_keys") == before
 

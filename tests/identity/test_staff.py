@@ -9,39 +9,23 @@ import grpc
 import pytest
 from cryptography.exceptions import InvalidTag
 from givance.identity.v1 import membership_service_pb2 as mpb
-from givance.identity.v1 import membership_service_pb2_grpc, staff_service_pb2_grpc
 from givance.identity.v1 import staff_service_pb2 as spb
 
-from chassis.crypto import Keyring
+from services.identity.crypto import Keyring
 from services.identity.handlers.staff import token_aad
 from services.identity.settings import IdentitySettings
-from tests.helpers import field_violations
+from tests.helpers import fails, field_violations
 from tests.identity.test_memberships import Api, join
 
 
-@pytest.fixture(scope="module")
-async def staff(identity_host):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{identity_host.bound_port}")
-    yield staff_service_pb2_grpc.StaffServiceStub(channel)
-    await channel.close()
+@pytest.fixture
+def staff(stubs):
+    return stubs.staff
 
 
-@pytest.fixture(scope="module")
-async def api(identity_host, crm_host):
-    from givance.crm.v1 import donor_service_pb2_grpc
-
-    ic = grpc.aio.insecure_channel(f"127.0.0.1:{identity_host.bound_port}")
-    cc = grpc.aio.insecure_channel(f"127.0.0.1:{crm_host.bound_port}")
-    yield Api(members=membership_service_pb2_grpc.MembershipServiceStub(ic),
-              crm_donors=donor_service_pb2_grpc.DonorServiceStub(cc))
-    await ic.close()
-    await cc.close()
-
-
-async def _err(call) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await call
-    return e.value
+@pytest.fixture
+def api(stubs):
+    return Api(members=stubs.members, crm_donors=stubs.donors)
 
 
 def _secret() -> str:
@@ -114,7 +98,7 @@ async def test_bad_input_names_the_field_and_writes_nothing(staff, tenant, admin
         (staff.GetStaffProfile, spb.GetStaffProfileRequest(user_id="not-an-id"), "user_id"),
     ]
     for method, request, field in cases:
-        e = await _err(method(request, metadata=tenant.md))
+        e = await fails(method(request, metadata=tenant.md))
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and field in field_violations(e), (field, e.details())
     assert await _staff_dump(admin_db) == before
 
@@ -129,9 +113,9 @@ async def test_members_profiles_tenancy_and_removal(staff, api, tenant, other_te
     assert seen.profile.gmail_email == "m@gmail.com" and secret.encode() not in seen.SerializeToString()
     # another organization's member, or a stranger: not found
     for user_id in (other_tenant.user_id, str(uuid.uuid4())):
-        e = await _err(staff.GetStaffProfile(spb.GetStaffProfileRequest(user_id=user_id), metadata=tenant.md))
+        e = await fails(staff.GetStaffProfile(spb.GetStaffProfileRequest(user_id=user_id), metadata=tenant.md))
         assert e.code() == grpc.StatusCode.NOT_FOUND
-    e = await _err(staff.GetStaffProfile(spb.GetStaffProfileRequest(user_id=member.user_id), metadata=other_tenant.md))
+    e = await fails(staff.GetStaffProfile(spb.GetStaffProfileRequest(user_id=member.user_id), metadata=other_tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND
     # a suspended member's profile is inactive; a removed member's profile and tokens are gone
     await api.members.SuspendMember(mpb.SuspendMemberRequest(user_id=member.user_id), metadata=tenant.md)
@@ -140,5 +124,5 @@ async def test_members_profiles_tenancy_and_removal(staff, api, tenant, other_te
     await api.members.RemoveMember(mpb.RemoveMemberRequest(user_id=member.user_id), metadata=tenant.md)
     assert await admin_db.fetchval("SELECT count(*) FROM identity.staff WHERE user_id = $1",
                                    uuid.UUID(member.user_id)) == 0
-    e = await _err(staff.GetStaffProfile(spb.GetStaffProfileRequest(user_id=member.user_id), metadata=tenant.md))
+    e = await fails(staff.GetStaffProfile(spb.GetStaffProfileRequest(user_id=member.user_id), metadata=tenant.md))
     assert e.code() == grpc.StatusCode.NOT_FOUND

@@ -11,9 +11,13 @@ from chassis.convert import date as date_pb
 from chassis.convert import date_field, from_money, from_timestamp, money, timestamp
 from chassis.db import Database
 from chassis.errors import Violations
-from services.crm.domain import donations as rules
-from services.crm.domain.donations import DonationFields
+from chassis.resource import etag
 from services.crm.handlers import donations as handlers
+from services.crm.handlers import funds as fund_handlers
+from services.crm.handlers import soft_credits as credit_handlers
+from services.crm.handlers.donations import Donation, DonationFields, Refund, Revision
+from services.crm.handlers.funds import AllocationInput
+from services.crm.handlers.soft_credits import SoftCreditInput
 
 _METHOD_IN = {
     donation_pb2.PAYMENT_METHOD_UNSPECIFIED: None, donation_pb2.PAYMENT_METHOD_CASH: "cash",
@@ -24,9 +28,46 @@ _METHOD_IN = {
 _METHOD_OUT = {v: k for k, v in _METHOD_IN.items()}
 
 
-_STATUS_OUT = {rules.RECORDED: donation_pb2.DONATION_STATUS_RECORDED,
-               rules.PARTIALLY_REFUNDED: donation_pb2.DONATION_STATUS_PARTIALLY_REFUNDED,
-               rules.REFUNDED: donation_pb2.DONATION_STATUS_REFUNDED}
+_STATUS_OUT = {"recorded": donation_pb2.DONATION_STATUS_RECORDED,
+               "partially_refunded": donation_pb2.DONATION_STATUS_PARTIALLY_REFUNDED,
+               "refunded": donation_pb2.DONATION_STATUS_REFUNDED}
+
+
+_ROLE_IN = {
+    donation_pb2.SOFT_CREDIT_ROLE_SPOUSE: "spouse", donation_pb2.SOFT_CREDIT_ROLE_HOUSEHOLD_MEMBER: "household_member",
+    donation_pb2.SOFT_CREDIT_ROLE_SOLICITOR: "solicitor",
+    donation_pb2.SOFT_CREDIT_ROLE_DONOR_ADVISED_FUND_ADVISOR: "donor_advised_fund_advisor",
+    donation_pb2.SOFT_CREDIT_ROLE_MATCHED_EMPLOYEE: "matched_employee",
+    donation_pb2.SOFT_CREDIT_ROLE_INFLUENCER: "influencer", donation_pb2.SOFT_CREDIT_ROLE_OTHER: "other",
+}
+_ROLE_OUT = {v: k for k, v in _ROLE_IN.items()}
+
+
+def credits_from_proto(credits, path: str, v: Violations) -> list[SoftCreditInput]:
+    out = []
+    for i, c in enumerate(credits):
+        amount = None
+        if c.HasField("amount"):
+            try:
+                amount = from_money(c.amount)
+            except ValueError as exc:
+                v.add(f"{path}[{i}].amount", str(exc))
+        out.append(SoftCreditInput(donor_id=c.donor_id, role=_ROLE_IN.get(c.role), amount=amount,
+                                   currency=c.amount.currency_code))
+    return out
+
+
+def allocations_from_proto(items, path: str, v: Violations) -> list[AllocationInput]:
+    out = []
+    for i, a in enumerate(items):
+        amount = None
+        if a.HasField("amount"):
+            try:
+                amount = from_money(a.amount)
+            except ValueError as exc:
+                v.add(f"{path}[{i}].amount", str(exc))
+        out.append(AllocationInput(fund_id=a.fund_id, amount=amount, currency=a.amount.currency_code))
+    return out
 
 
 def fields_from_proto(d: donation_pb2.Donation, only: set[str] | None = None) -> DonationFields:
@@ -48,43 +89,49 @@ def fields_from_proto(d: donation_pb2.Donation, only: set[str] | None = None) ->
         gift_date = date_field(d, "date", v, path="donation.date", required=True)
     if d.payment_method not in _METHOD_IN:
         v.add("donation.payment_method", f"unknown payment method {d.payment_method}")
+    credits = credits_from_proto(d.soft_credits, "donation.soft_credits", v) if only is None else []
+    split = allocations_from_proto(d.allocations, "donation.allocations", v) if only is None else []
     v.raise_if_any()
     return DonationFields(
         donor_id=d.donor_id, project_id=d.project_id or None, amount=amount, currency=d.amount.currency_code,
         date=gift_date, payment_method=_METHOD_IN[d.payment_method], reference_number=d.reference_number or None,
         notes=d.notes or None, is_recurring=d.is_recurring, recurring_frequency=d.recurring_frequency or None,
-        tax_deductible=d.tax_deductible if d.HasField("tax_deductible") else True,
+        tax_deductible=d.tax_deductible if d.HasField("tax_deductible") else True, soft_credits=credits,
+        allocations=split,
     )
 
 
-def donation_to_proto(row: dict) -> donation_pb2.Donation:
+def donation_to_proto(d: Donation) -> donation_pb2.Donation:
     return donation_pb2.Donation(
-        id=str(row["id"]), organization_id=str(row["organization_id"]), donor_id=str(row["donor_id"]),
-        project_id=str(row["project_id"] or ""), amount=money(row["amount"], row["currency"]),
-        date=date_pb(row["date"]), payment_method=_METHOD_OUT.get(row["payment_method"], 0),
-        reference_number=row["reference_number"] or "", notes=row["notes"] or "",
-        is_recurring=row["is_recurring"], recurring_frequency=row["recurring_frequency"] or "",
-        tax_deductible=row["tax_deductible"], create_time=timestamp(row["created_at"]),
-        update_time=timestamp(row["updated_at"]), next_expected_date=date_pb(row["next_expected_date"]),
-        refunded_amount=money(row["refunded_amount"], row["currency"]),
-        status=_STATUS_OUT[rules.status(row["amount"], row["refunded_amount"])],
-        receipt_sent=row["receipt_sent"], receipt_send_time=timestamp(row["receipt_sent_date"]),
-        etag=rules.etag(row["version"]),
+        id=str(d.id), organization_id=str(d.organization_id), donor_id=str(d.donor_id),
+        project_id=str(d.project_id or ""), amount=money(d.amount, d.currency),
+        date=date_pb(d.date), payment_method=_METHOD_OUT.get(d.payment_method, 0),
+        reference_number=d.reference_number or "", notes=d.notes or "",
+        is_recurring=d.is_recurring, recurring_frequency=d.recurring_frequency or "",
+        tax_deductible=d.tax_deductible, create_time=timestamp(d.created_at),
+        update_time=timestamp(d.updated_at), next_expected_date=date_pb(d.next_expected_date),
+        refunded_amount=money(d.refunded_amount, d.currency), status=_STATUS_OUT[d.status],
+        receipt_sent=d.receipt_sent, receipt_send_time=timestamp(d.receipt_sent_date), etag=etag(d.version),
+        soft_credits=[donation_pb2.SoftCredit(id=str(c.id), donor_id=str(c.donor_id), role=_ROLE_OUT[c.role],
+                                              amount=money(c.amount, d.currency)) for c in d.soft_credits],
+        allocations=[donation_pb2.FundAllocation(fund_id=str(a.fund_id), amount=money(a.amount, d.currency),
+                                                 refunded_amount=money(a.refunded_amount, d.currency))
+                     for a in d.allocations],
     )
 
 
-def refund_to_proto(row: dict) -> donation_pb2.DonationRefund:
+def refund_to_proto(r: Refund) -> donation_pb2.DonationRefund:
     return donation_pb2.DonationRefund(
-        id=str(row["id"]), donation_id=str(row["donation_id"]), amount=money(row["amount"], row["currency"]),
-        reason=row["reason"], refund_date=date_pb(row["refund_date"]), create_time=timestamp(row["created_at"]),
+        id=str(r.id), donation_id=str(r.donation_id), amount=money(r.amount, r.currency),
+        reason=r.reason, refund_date=date_pb(r.refund_date), create_time=timestamp(r.created_at),
     )
 
 
-def revision_to_proto(row: dict) -> donation_pb2.DonationRevision:
+def revision_to_proto(r: Revision) -> donation_pb2.DonationRevision:
     return donation_pb2.DonationRevision(
-        donation_id=str(row["donation_id"]), revision=row["revision"], changed_fields=list(row["changed_fields"]),
-        before_json=row["before"], after_json=row["after"], reason=row["reason"], actor_id=row["actor_id"] or "",
-        create_time=timestamp(row["created_at"]),
+        donation_id=str(r.donation_id), revision=r.revision, changed_fields=list(r.changed_fields),
+        before_json=r.before, after_json=r.after, reason=r.reason, actor_id=r.actor_id or "",
+        create_time=timestamp(r.created_at),
     )
 
 
@@ -140,6 +187,24 @@ class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
             request.reason, refund_date, request.request_id, _actor())
         return pb.RefundDonationResponse(donation=donation_to_proto(row), refund=refund_to_proto(refund))
 
+    async def SetDonationSoftCredits(self, request: pb.SetDonationSoftCreditsRequest,
+                                     ctx) -> pb.SetDonationSoftCreditsResponse:
+        v = Violations()
+        credits = credits_from_proto(request.soft_credits, "soft_credits", v)
+        v.raise_if_any()
+        row = await credit_handlers.set_soft_credits(self.db, context.current().tenant_id, request.donation_id,
+                                                     request.etag, credits)
+        return pb.SetDonationSoftCreditsResponse(donation=donation_to_proto(row))
+
+    async def SetDonationAllocations(self, request: pb.SetDonationAllocationsRequest,
+                                     ctx) -> pb.SetDonationAllocationsResponse:
+        v = Violations()
+        split = allocations_from_proto(request.allocations, "allocations", v)
+        v.raise_if_any()
+        row = await fund_handlers.set_allocations(self.db, context.current().tenant_id, request.donation_id,
+                                                  request.etag, split)
+        return pb.SetDonationAllocationsResponse(donation=donation_to_proto(row))
+
     async def ListDonationRevisions(self, request: pb.ListDonationRevisionsRequest,
                                     ctx) -> pb.ListDonationRevisionsResponse:
         rows, token = await handlers.list_revisions(self.db, self.reads, context.current().tenant_id,
@@ -157,9 +222,8 @@ class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
                                                 request.year)
         return pb.GetReceiptSummaryResponse(donor_id=request.donor_id, year=request.year, totals=[
             pb.ReceiptCurrencyTotal(
-                total=money(t["total"], t["currency"]), gift_count=t["gift_count"],
-                gifts=[pb.ReceiptGift(donation_id=g["id"], date=date_pb(g["date"]),
-                                      amount=money(g["amount"], t["currency"]),
-                                      reference_number=g["reference_number"] or "", receipt_sent=g["receipt_sent"])
-                       for g in t["gifts"]])
+                total=money(t.total, t.currency), gift_count=t.gift_count,
+                gifts=[pb.ReceiptGift(donation_id=g.id, date=date_pb(g.date), amount=money(g.amount, t.currency),
+                                      reference_number=g.reference_number or "", receipt_sent=g.receipt_sent)
+                       for g in t.gifts])
             for t in totals])

@@ -13,25 +13,26 @@ from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
 from chassis.convert import from_date, from_money, money, timestamp
 from chassis.db import Database
+from chassis.resource import etag
 from services.crm.api.donor_messages import donor_to_proto
-from services.crm.domain import donor_lists as rules
 from services.crm.handlers import donor_lists as handlers
+from services.crm.handlers.donor_lists import DonorList, ListFields, ListFilter, Money
 
-_TYPE_IN = {donor_list_pb2.DONOR_LIST_TYPE_UNSPECIFIED: None, donor_list_pb2.DONOR_LIST_TYPE_STATIC: rules.STATIC,
-            donor_list_pb2.DONOR_LIST_TYPE_DYNAMIC: rules.DYNAMIC}
+_TYPE_IN = {donor_list_pb2.DONOR_LIST_TYPE_UNSPECIFIED: None, donor_list_pb2.DONOR_LIST_TYPE_STATIC: "static",
+            donor_list_pb2.DONOR_LIST_TYPE_DYNAMIC: "dynamic"}
 _TYPE_OUT = {v: k for k, v in _TYPE_IN.items() if v}
 
 
-def _money_in(m: money_pb2.Money, path: str, problems: list) -> rules.Money:
+def _money_in(m: money_pb2.Money, path: str, problems: list) -> Money:
     try:
-        return rules.Money(amount=from_money(m), currency=m.currency_code)
+        return Money(amount=from_money(m), currency=m.currency_code)
     except ValueError as exc:
         problems.append((path, str(exc)))
-        return rules.Money(amount=None, currency=m.currency_code)
+        return Money(amount=None, currency=m.currency_code)
 
 
-def filter_from_proto(p: donor_list_pb2.DonorListFilter) -> rules.ListFilter:
-    f = rules.ListFilter(journey_stages=list(p.journey_stages), tags=list(p.tags), city=p.city, state=p.state,
+def filter_from_proto(p: donor_list_pb2.DonorListFilter) -> ListFilter:
+    f = ListFilter(journey_stages=list(p.journey_stages), tags=list(p.tags), city=p.city, state=p.state,
                          country=p.country, custom_fields=[(c.key, c.value) for c in p.custom_fields])
     for attr in ("min_lifetime_giving", "max_lifetime_giving"):
         if p.HasField(attr):
@@ -45,8 +46,8 @@ def filter_from_proto(p: donor_list_pb2.DonorListFilter) -> rules.ListFilter:
     return f
 
 
-def fields_from_proto(p: donor_list_pb2.DonorList) -> rules.ListFields:
-    f = rules.ListFields(name=p.name, description=p.description,
+def fields_from_proto(p: donor_list_pb2.DonorList) -> ListFields:
+    f = ListFields(name=p.name, description=p.description,
                          filter=filter_from_proto(p.filter) if p.HasField("filter") else None)
     f.type = _TYPE_IN.get(p.type, str(p.type))  # an unknown number is reported by the rules
     return f
@@ -70,14 +71,14 @@ def _filter_to_proto(filters: dict) -> donor_list_pb2.DonorListFilter:
     return out
 
 
-def list_to_proto(row: dict) -> donor_list_pb2.DonorList:
+def list_to_proto(row: DonorList) -> donor_list_pb2.DonorList:
     return donor_list_pb2.DonorList(
-        id=str(row["id"]), organization_id=str(row["organization_id"]), name=row["name"],
-        description=row["description"] or "", type=_TYPE_OUT[row["type"]],
-        filter=_filter_to_proto(row["filters"] or {}) if row["type"] == rules.DYNAMIC else None,
-        donor_count=row["donor_count"], create_time=timestamp(row["created_at"]),
-        update_time=timestamp(row["updated_at"]), delete_time=timestamp(row["deleted_at"]),
-        etag=rules.etag(row["version"]),
+        id=str(row.id), organization_id=str(row.organization_id), name=row.name,
+        description=row.description or "", type=_TYPE_OUT[row.type],
+        filter=_filter_to_proto(row.filters or {}) if row.type == "dynamic" else None,
+        donor_count=row.donor_count, create_time=timestamp(row.created_at),
+        update_time=timestamp(row.updated_at), delete_time=timestamp(row.deleted_at),
+        etag=etag(row.version),
     )
 
 

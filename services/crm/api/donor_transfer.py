@@ -1,7 +1,7 @@
 """DonorService's bulk methods: ImportDonors and ExportDonors, proto in and out.
 
 The stream of ImportDonorsRequest becomes ImportRows (Donor messages translated like
-CreateDonor's, CSV chunks read by the domain's CsvReader); the handler's progress becomes
+CreateDonor's, CSV chunks read by the import's CsvReader); the handler's progress becomes
 ImportDonorsResponse. Export rows become Donor messages (with giving totals) or CSV chunks.
 """
 
@@ -12,26 +12,28 @@ from collections.abc import AsyncIterator
 from givance.crm.v1 import donor_pb2
 from givance.crm.v1 import donor_service_pb2 as pb
 
-from chassis import context
+from chassis import context, inputs, streams
 from chassis.audit import ReadAudit
 from chassis.db import Database
 from chassis.errors import InvalidArgument
 from services.crm.api import donor_messages
-from services.crm.domain import donor_import as rules
 from services.crm.handlers import donor_export, donor_import
+from services.crm.handlers.donor_import import CsvReader, ImportRow, Rejection
 
 
-def _donor_row(number: int, donor: donor_pb2.Donor) -> rules.ImportRow:
+def _donor_row(number: int, donor: donor_pb2.Donor) -> ImportRow:
     try:
-        return rules.ImportRow(number, donor_messages.fields_from_proto(donor))
+        inputs.check(donor)  # hostile values (NUL, out-of-range times): this row's problem alone
+        return ImportRow(number, donor_messages.fields_from_proto(donor), size=donor.ByteSize())
     except InvalidArgument as err:  # an unknown type: this row's problem, not the stream's
-        return rules.ImportRow(number, None, [(f.removeprefix("donor."), d) for f, d in err.violations])
+        return ImportRow(number, None, [(f.removeprefix("donor."), d) for f, d in err.violations],
+                         size=donor.ByteSize())
 
 
-async def _rows(requests: AsyncIterator[pb.ImportDonorsRequest]) -> AsyncIterator[rules.ImportRow]:
+async def _rows(requests: AsyncIterator[pb.ImportDonorsRequest]) -> AsyncIterator[ImportRow]:
     kind = None
     number = 0
-    csv: rules.CsvReader | None = None
+    csv: CsvReader | None = None
     async for request in requests:
         which = request.WhichOneof("payload")
         if which is None:
@@ -46,7 +48,7 @@ async def _rows(requests: AsyncIterator[pb.ImportDonorsRequest]) -> AsyncIterato
                 number += 1
                 yield _donor_row(number, donor)
         else:
-            csv = csv or rules.CsvReader()
+            csv = csv or CsvReader()
             for row in csv.feed(request.csv_chunk):
                 yield row
     if csv is not None:
@@ -54,14 +56,15 @@ async def _rows(requests: AsyncIterator[pb.ImportDonorsRequest]) -> AsyncIterato
             yield row
 
 
-def _rejection(r: rules.Rejection) -> pb.ImportRejection:
+def _rejection(r: Rejection) -> pb.ImportRejection:
     return pb.ImportRejection(row_number=r.number, external_id=r.external_id, violations=[
         pb.ImportViolation(field=f, description=d) for f, d in r.violations])
 
 
-async def import_donors(db: Database, requests: AsyncIterator[pb.ImportDonorsRequest]
-                        ) -> AsyncIterator[pb.ImportDonorsResponse]:
-    async for p in donor_import.import_donors(db, context.current().tenant_id, _rows(requests)):
+async def import_donors(db: Database, requests: AsyncIterator[pb.ImportDonorsRequest], *,
+                        idle_seconds: float = 60.0) -> AsyncIterator[pb.ImportDonorsResponse]:
+    rows = _rows(streams.idle_limited(requests, idle_seconds))
+    async for p in donor_import.import_donors(db, context.current().tenant_id, rows):
         yield pb.ImportDonorsResponse(rows_read=p.rows_read, created=p.created, updated=p.updated,
                                       rejected=p.rejected, rejections=[_rejection(r) for r in p.rejections],
                                       done=p.done)
@@ -77,9 +80,9 @@ async def export_donors(db: Database, reads: ReadAudit, request: pb.ExportDonors
     first = True
     async for rows in donor_export.export_donors(db, reads, context.current().tenant_id, q):
         if as_csv:
-            yield pb.ExportDonorsResponse(csv_chunk=rules.csv_text(rows, header=first).encode())
+            yield pb.ExportDonorsResponse(csv_chunk=donor_export.csv_text(rows, header=first).encode())
         else:
             yield pb.ExportDonorsResponse(donors=[donor_messages.donor_to_proto(r) for r in rows])
         first = False
     if as_csv and first:  # no donor: the header alone, so the export still re-imports
-        yield pb.ExportDonorsResponse(csv_chunk=rules.csv_text([], header=True).encode())
+        yield pb.ExportDonorsResponse(csv_chunk=donor_export.csv_text([], header=True).encode())

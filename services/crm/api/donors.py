@@ -10,19 +10,18 @@ from chassis.audit import ReadAudit
 from chassis.db import Database
 from services.crm.api import donor_transfer
 from services.crm.api.donor_messages import donor_to_proto, fields_from_proto
-from services.crm.domain import donor_matching as matching_rules
 from services.crm.handlers import donor_matching as matching
 from services.crm.handlers import donors as handlers
 
-_REASON_OUT = {matching_rules.SAME_EMAIL: pb.DUPLICATE_REASON_SAME_EMAIL,
-               matching_rules.SAME_PHONE: pb.DUPLICATE_REASON_SAME_PHONE,
-               matching_rules.SIMILAR_NAME_SAME_ADDRESS: pb.DUPLICATE_REASON_SIMILAR_NAME_SAME_ADDRESS}
+_REASON_OUT = {"same_email": pb.DUPLICATE_REASON_SAME_EMAIL, "same_phone": pb.DUPLICATE_REASON_SAME_PHONE,
+               "similar_name_same_address": pb.DUPLICATE_REASON_SIMILAR_NAME_SAME_ADDRESS}
 
 
 class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
-    def __init__(self, db: Database, reads: ReadAudit):
+    def __init__(self, db: Database, reads: ReadAudit, *, stream_idle_seconds: float = 60.0):
         self.db = db
         self.reads = reads
+        self.stream_idle_seconds = stream_idle_seconds
 
     async def CreateDonor(self, request: pb.CreateDonorRequest, ctx) -> pb.CreateDonorResponse:
         row = await handlers.create_donor(self.db, context.current().tenant_id, fields_from_proto(request.donor),
@@ -53,7 +52,7 @@ class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
         rows, token = await matching.search_donors(self.db, self.reads, context.current().tenant_id, request.query,
                                                    request.page_size, request.page_token)
         return pb.SearchDonorsResponse(
-            results=[pb.DonorSearchResult(donor=donor_to_proto(r), score=r["score"]) for r in rows],
+            results=[pb.DonorSearchResult(donor=donor_to_proto(r), score=r.score) for r in rows],
             next_page_token=token)
 
     async def FindDuplicateDonors(self, request: pb.FindDuplicateDonorsRequest,
@@ -76,7 +75,7 @@ class DonorServicer(donor_service_pb2_grpc.DonorServiceServicer):
         return pb.RestoreDonorResponse(donor=donor_to_proto(row))
 
     async def ImportDonors(self, requests, ctx):
-        async for response in donor_transfer.import_donors(self.db, requests):
+        async for response in donor_transfer.import_donors(self.db, requests, idle_seconds=self.stream_idle_seconds):
             yield response
 
     async def ExportDonors(self, request: pb.ExportDonorsRequest, ctx):

@@ -14,11 +14,10 @@ from chassis.convert import date as date_pb
 from chassis.convert import date_field, money
 from chassis.db import Database
 from chassis.errors import Violations
-from services.crm.domain import insight as rules
 from services.crm.handlers import insight as handlers
 
-_PERIOD_IN = {insight_pb2.SUMMARY_PERIOD_YEAR: rules.YEAR, insight_pb2.SUMMARY_PERIOD_QUARTER: rules.QUARTER,
-              insight_pb2.SUMMARY_PERIOD_MONTH: rules.MONTH}
+_PERIOD_IN = {insight_pb2.SUMMARY_PERIOD_YEAR: "year", insight_pb2.SUMMARY_PERIOD_QUARTER: "quarter",
+              insight_pb2.SUMMARY_PERIOD_MONTH: "month"}
 
 
 def _gift(amount, day, cur: str) -> insight_pb2.GiftFact | None:
@@ -36,28 +35,30 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         head, years, cur = await handlers.get_donor_giving(self.db, self.reads, context.current().tenant_id,
                                                            request.donor_id, request.currency_code)
         return pb.GetDonorGivingResponse(giving=insight_pb2.DonorGiving(
-            donor_id=str(head["donor_id"]), currency_code=cur,
-            lifetime_total=money(Decimal(head["lifetime_total"]), cur), gift_count=head["gift_count"],
-            largest_gift=_gift(head["largest_amount"], head["largest_date"], cur),
-            first_gift=_gift(head["first_amount"], head["first_date"], cur),
-            last_gift=_gift(head["last_amount"], head["last_date"], cur),
-            years=[insight_pb2.YearTotal(year=y["year"], total=money(Decimal(y["total"]), cur),
-                                         gift_count=y["gift_count"]) for y in years],
+            donor_id=str(head.donor_id), currency_code=cur,
+            lifetime_total=money(Decimal(head.lifetime_total), cur), gift_count=head.gift_count,
+            largest_gift=_gift(head.largest_amount, head.largest_date, cur),
+            first_gift=_gift(head.first_amount, head.first_date, cur),
+            last_gift=_gift(head.last_amount, head.last_date, cur),
+            years=[insight_pb2.YearTotal(year=y.year, total=money(Decimal(y.total), cur),
+                                         gift_count=y.gift_count) for y in years],
         ))
 
     async def ListLybuntDonors(self, request: pb.ListLybuntDonorsRequest, ctx) -> pb.ListLybuntDonorsResponse:
-        rows, token, cur = await handlers.list_lybunt(self.db, self.reads, context.current().tenant_id, request.year,
-                                                      request.currency_code, request.page_size, request.page_token)
-        return pb.ListLybuntDonorsResponse(next_page_token=token, donors=[
-            insight_pb2.LybuntDonor(donor_id=str(r["donor_id"]), last_year_total=money(r["last_year_total"], cur),
-                                    last_gift_date=date_pb(r["last_gift_date"])) for r in rows])
+        return await self._lapsed(request, handlers.list_lybunt, pb.ListLybuntDonorsResponse, insight_pb2.LybuntDonor,
+                                  "last_year_total")
 
     async def ListSybuntDonors(self, request: pb.ListSybuntDonorsRequest, ctx) -> pb.ListSybuntDonorsResponse:
-        rows, token, cur = await handlers.list_sybunt(self.db, self.reads, context.current().tenant_id, request.year,
-                                                      request.currency_code, request.page_size, request.page_token)
-        return pb.ListSybuntDonorsResponse(next_page_token=token, donors=[
-            insight_pb2.SybuntDonor(donor_id=str(r["donor_id"]), lifetime_total=money(r["lifetime_total"], cur),
-                                    last_gift_date=date_pb(r["last_gift_date"])) for r in rows])
+        return await self._lapsed(request, handlers.list_sybunt, pb.ListSybuntDonorsResponse, insight_pb2.SybuntDonor,
+                                  "lifetime_total")
+
+    async def _lapsed(self, request, list_donors, response, donor, total: str):
+        """LYBUNT and SYBUNT: the lapsed donors with what they gave before (`total`) and their last gift."""
+        rows, token, cur = await list_donors(self.db, self.reads, context.current().tenant_id, request.year,
+                                             request.currency_code, request.page_size, request.page_token)
+        return response(next_page_token=token, donors=[
+            donor(donor_id=str(r.donor_id), last_gift_date=date_pb(r.last_gift_date),
+                  **{total: money(getattr(r, total), cur)}) for r in rows])
 
     async def ListDonorRfm(self, request: pb.ListDonorRfmRequest, ctx) -> pb.ListDonorRfmResponse:
         v = Violations()
@@ -67,10 +68,10 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         rows, token, cur = await handlers.list_rfm(self.db, self.reads, context.current().tenant_id, as_of,
                                                    request.currency_code, request.page_size, request.page_token)
         return pb.ListDonorRfmResponse(next_page_token=token, donors=[
-            insight_pb2.DonorRfm(donor_id=str(r["donor_id"]), recency_days=r["recency_days"],
-                                 frequency=r["frequency"], monetary=money(Decimal(r["monetary"]), cur),
-                                 recency_score=r["recency_score"], frequency_score=r["frequency_score"],
-                                 monetary_score=r["monetary_score"], score=r["score"]) for r in rows])
+            insight_pb2.DonorRfm(donor_id=str(r.donor_id), recency_days=r.recency_days,
+                                 frequency=r.frequency, monetary=money(Decimal(r.monetary), cur),
+                                 recency_score=r.recency_score, frequency_score=r.frequency_score,
+                                 monetary_score=r.monetary_score, score=r.score) for r in rows])
 
     async def GetGivingSummary(self, request: pb.GetGivingSummaryRequest, ctx) -> pb.GetGivingSummaryResponse:
         v = Violations()

@@ -29,11 +29,10 @@ def journey_to_proto(j: handlers.Journey) -> journey_pb2.Journey:
     )
 
 
-def change_to_proto(row: dict) -> journey_pb2.DonorStageChange:
+def change_to_proto(c: handlers.StageChange) -> journey_pb2.DonorStageChange:
     return journey_pb2.DonorStageChange(
-        id=str(row["id"]), donor_id=str(row["donor_id"]), from_stage=row["from_stage"] or "",
-        to_stage=row["to_stage"], reason=row["reason"], changed_by=row["changed_by"],
-        change_time=timestamp(row["changed_at"]),
+        id=str(c.id), donor_id=str(c.donor_id), from_stage=c.from_stage or "", to_stage=c.to_stage,
+        reason=c.reason, changed_by=c.changed_by, change_time=timestamp(c.changed_at),
     )
 
 

@@ -11,23 +11,24 @@ from google.protobuf.json_format import MessageToDict
 
 from chassis import context
 from chassis.convert import date as date_pb
-from chassis.convert import from_date, from_money, money, timestamp
+from chassis.convert import enum_in, from_date, from_money, money, timestamp
 from chassis.db import Database
 from chassis.errors import InvalidArgument
-from services.crm.domain import projects as rules
+from chassis.resource import etag
 from services.crm.handlers import projects as handlers
+from services.crm.handlers.projects import Project, ProjectFields
 
 _STATUS_IN = {
-    project_pb2.PROJECT_STATUS_UNSPECIFIED: None, project_pb2.PROJECT_STATUS_DRAFT: rules.DRAFT,
-    project_pb2.PROJECT_STATUS_ACTIVE: rules.ACTIVE, project_pb2.PROJECT_STATUS_COMPLETED: rules.COMPLETED,
-    project_pb2.PROJECT_STATUS_CANCELLED: rules.CANCELLED,
+    project_pb2.PROJECT_STATUS_UNSPECIFIED: None, project_pb2.PROJECT_STATUS_DRAFT: "draft",
+    project_pb2.PROJECT_STATUS_ACTIVE: "active", project_pb2.PROJECT_STATUS_COMPLETED: "completed",
+    project_pb2.PROJECT_STATUS_CANCELLED: "cancelled",
 }
 _STATUS_OUT = {v: k for k, v in _STATUS_IN.items() if v}
 
 
-def fields_from_proto(p: project_pb2.Project) -> rules.ProjectFields:
+def fields_from_proto(p: project_pb2.Project) -> ProjectFields:
     """Plain values; what cannot be read at all is left in `problems` for the handler to report."""
-    f = rules.ProjectFields(name=p.name, description=p.description, currency=p.currency_code,
+    f = ProjectFields(name=p.name, description=p.description, currency=p.currency_code,
                             settings=MessageToDict(p.settings) if p.HasField("settings") else {})
     if p.HasField("target_amount"):
         f.target_currency = p.target_amount.currency_code
@@ -41,26 +42,23 @@ def fields_from_proto(p: project_pb2.Project) -> rules.ProjectFields:
                 setattr(f, attr, from_date(getattr(p, attr)))
             except ValueError as exc:
                 f.problems[attr] = (f"project.{attr}", f"is not a valid date: {exc}")
-    if p.status in _STATUS_IN:
-        f.status = _STATUS_IN[p.status]
-    else:
-        f.problems["status"] = ("project.status", f"unknown status {p.status}")
+    f.status = enum_in(p.status, _STATUS_IN, f.problems, "status", "project.status")
     return f
 
 
-def project_to_proto(row: dict) -> project_pb2.Project:
+def project_to_proto(p: Project) -> project_pb2.Project:
     settings = struct_pb2.Struct()
-    settings.update(row["settings"] or {})
-    target = row["target_amount"]
+    settings.update(p.settings or {})
+    target = p.target_amount
     return project_pb2.Project(
-        id=str(row["id"]), organization_id=str(row["organization_id"]), name=row["name"],
-        description=row["description"] or "", currency_code=row["currency"],
-        target_amount=money(target, row["currency"]) if target is not None else None,
-        start_date=date_pb(row["start_date"]), end_date=date_pb(row["end_date"]),
-        status=_STATUS_OUT[row["status"]], settings=settings,
-        raised_amount=money(Decimal(row["raised_amount"]), row["currency"]), donor_count=row["donor_count"],
-        create_time=timestamp(row["created_at"]), update_time=timestamp(row["updated_at"]),
-        delete_time=timestamp(row["deleted_at"]), etag=rules.etag(row["version"]),
+        id=str(p.id), organization_id=str(p.organization_id), name=p.name,
+        description=p.description or "", currency_code=p.currency,
+        target_amount=money(target, p.currency) if target is not None else None,
+        start_date=date_pb(p.start_date), end_date=date_pb(p.end_date),
+        status=_STATUS_OUT[p.status], settings=settings,
+        raised_amount=money(Decimal(p.raised_amount), p.currency), donor_count=p.donor_count,
+        create_time=timestamp(p.created_at), update_time=timestamp(p.updated_at),
+        delete_time=timestamp(p.deleted_at), etag=etag(p.version),
     )
 
 

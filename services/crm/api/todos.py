@@ -8,28 +8,29 @@ from google.type import decimal_pb2
 
 from chassis import context
 from chassis.convert import date as date_pb
-from chassis.convert import from_date, timestamp
+from chassis.convert import enum_in, from_date, timestamp
 from chassis.db import Database
 from chassis.errors import InvalidArgument, Violations
-from services.crm.domain import todos as rules
+from chassis.resource import etag
 from services.crm.handlers import todos as handlers
+from services.crm.handlers.todos import Todo, TodoFields
 
 _STATUS_IN = {
-    todo_pb2.TODO_STATUS_UNSPECIFIED: None, todo_pb2.TODO_STATUS_PENDING: rules.PENDING,
-    todo_pb2.TODO_STATUS_IN_PROGRESS: rules.IN_PROGRESS, todo_pb2.TODO_STATUS_COMPLETED: rules.COMPLETED,
-    todo_pb2.TODO_STATUS_CANCELLED: rules.CANCELLED,
+    todo_pb2.TODO_STATUS_UNSPECIFIED: None, todo_pb2.TODO_STATUS_PENDING: "pending",
+    todo_pb2.TODO_STATUS_IN_PROGRESS: "in_progress", todo_pb2.TODO_STATUS_COMPLETED: "completed",
+    todo_pb2.TODO_STATUS_CANCELLED: "cancelled",
 }
 _STATUS_OUT = {v: k for k, v in _STATUS_IN.items() if v}
 _PRIORITY_IN = {
-    todo_pb2.TODO_PRIORITY_UNSPECIFIED: None, todo_pb2.TODO_PRIORITY_LOW: rules.LOW,
-    todo_pb2.TODO_PRIORITY_MEDIUM: rules.MEDIUM, todo_pb2.TODO_PRIORITY_HIGH: rules.HIGH,
+    todo_pb2.TODO_PRIORITY_UNSPECIFIED: None, todo_pb2.TODO_PRIORITY_LOW: "low",
+    todo_pb2.TODO_PRIORITY_MEDIUM: "medium", todo_pb2.TODO_PRIORITY_HIGH: "high",
 }
 _PRIORITY_OUT = {v: k for k, v in _PRIORITY_IN.items() if v}
 
 
-def fields_from_proto(t: todo_pb2.Todo) -> rules.TodoFields:
+def fields_from_proto(t: todo_pb2.Todo) -> TodoFields:
     """Plain values; what cannot be read at all is left in `problems` for the handler to report."""
-    f = rules.TodoFields(
+    f = TodoFields(
         title=t.title, description=t.description, donor_id=t.donor_id, project_id=t.project_id,
         assigned_to=t.assignee_id, is_ai_generated=t.is_ai_generated, ai_reasoning=t.ai_reasoning,
         ai_confidence=t.ai_confidence.value if t.HasField("ai_confidence") else "",
@@ -39,26 +40,23 @@ def fields_from_proto(t: todo_pb2.Todo) -> rules.TodoFields:
             f.due_date = from_date(t.due_date)
         except ValueError as exc:
             f.problems["due_date"] = ("todo.due_date", f"is not a valid date: {exc}")
-    if t.priority in _PRIORITY_IN:
-        f.priority = _PRIORITY_IN[t.priority]
-    else:
-        f.problems["priority"] = ("todo.priority", f"unknown priority {t.priority}")
+    f.priority = enum_in(t.priority, _PRIORITY_IN, f.problems, "priority", "todo.priority")
     return f
 
 
-def todo_to_proto(row: dict) -> todo_pb2.Todo:
-    confidence = row["ai_confidence"]
+def todo_to_proto(t: Todo) -> todo_pb2.Todo:
+    confidence = t.ai_confidence
     return todo_pb2.Todo(
-        id=str(row["id"]), organization_id=str(row["organization_id"]), title=row["title"],
-        description=row["description"] or "", due_date=date_pb(row["due_date"]),
-        priority=_PRIORITY_OUT[row["priority"]], status=_STATUS_OUT[row["status"]],
-        donor_id=str(row["donor_id"] or ""), project_id=str(row["project_id"] or ""),
-        assignee_id=str(row["assigned_to"] or ""), creator_id=str(row["created_by"] or ""),
-        is_ai_generated=row["is_ai_generated"], ai_reasoning=row["ai_reasoning"] or "",
+        id=str(t.id), organization_id=str(t.organization_id), title=t.title,
+        description=t.description or "", due_date=date_pb(t.due_date),
+        priority=_PRIORITY_OUT[t.priority], status=_STATUS_OUT[t.status],
+        donor_id=str(t.donor_id or ""), project_id=str(t.project_id or ""),
+        assignee_id=str(t.assigned_to or ""), creator_id=str(t.created_by or ""),
+        is_ai_generated=t.is_ai_generated, ai_reasoning=t.ai_reasoning or "",
         ai_confidence=decimal_pb2.Decimal(value=str(confidence)) if confidence is not None else None,
-        complete_time=timestamp(row["completed_at"]), completer_id=str(row["completed_by"] or ""),
-        create_time=timestamp(row["created_at"]), update_time=timestamp(row["updated_at"]),
-        etag=rules.etag(row["version"]),
+        complete_time=timestamp(t.completed_at), completer_id=str(t.completed_by or ""),
+        create_time=timestamp(t.created_at), update_time=timestamp(t.updated_at),
+        etag=etag(t.version),
     )
 
 

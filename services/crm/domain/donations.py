@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -30,6 +30,10 @@ class DonationFields:
     is_recurring: bool
     recurring_frequency: str | None
     tax_deductible: bool
+    # On record only (domain.soft_credits.SoftCreditInput); later through SetDonationSoftCredits.
+    soft_credits: list = field(default_factory=list)
+    # On record only (domain.funds.AllocationInput); later through SetDonationAllocations.
+    allocations: list = field(default_factory=list)
 
 
 def check_amount(amount: Decimal | None, currency: str, path: str, v: Violations) -> None:
@@ -101,6 +105,7 @@ def refund_amount(requested: Decimal | None, amount: Decimal, refunded: Decimal,
 
 
 MAX_REASON = 1000
+MAX_NOTES_BYTES = 10_000
 MAX_RECEIPT_IDS = 1000
 
 # Correctable field paths of UpdateDonation -> DonationFields attributes ("amount" is the
@@ -113,18 +118,6 @@ UPDATE_PATHS = {
 }
 
 
-def expand_mask(paths: list[str], prefix: str, v: Violations) -> list[str]:
-    """Field-mask paths to attribute names; an empty mask means every correctable field."""
-    chosen = paths or list(UPDATE_PATHS)
-    attrs: list[str] = []
-    for p in chosen:
-        if p in UPDATE_PATHS:
-            attrs += [a for a in UPDATE_PATHS[p] if a not in attrs]
-        else:
-            v.add(prefix, f"unknown or read-only field {p!r}")
-    return attrs
-
-
 def check_correction(amount: Decimal, currency: str, old_currency: str, refunded: Decimal, donation_id: str) -> None:
     """A correction keeps what was refunded within the gift, in its currency."""
     if refunded > 0 and currency != old_currency:
@@ -135,10 +128,6 @@ def check_correction(amount: Decimal, currency: str, old_currency: str, refunded
                                  reason="AMOUNT_BELOW_REFUNDED", metadata={"refunded": str(refunded)})
 
 
-def etag(version: int) -> str:
-    return f'W/"{version}"'
-
-
 def check_gift(d: DonationFields, v: Violations) -> None:
     """The rules a gift's own values obey, on record and on every correction."""
     check_amount(d.amount, d.currency, "donation.amount", v)
@@ -147,3 +136,5 @@ def check_gift(d: DonationFields, v: Violations) -> None:
         v.add("donation.payment_method", "is not a known payment method")
     if d.reference_number and len(d.reference_number) > 200:
         v.add("donation.reference_number", "must be at most 200 characters")
+    if d.notes and len(d.notes) > MAX_NOTES_BYTES // 4 and len(d.notes.encode()) > MAX_NOTES_BYTES:
+        v.add("donation.notes", f"must be at most {MAX_NOTES_BYTES} bytes (UTF-8)")

@@ -37,6 +37,9 @@ CSV_COLUMNS: dict[str, str] = {
 }
 TAG_SEPARATOR = ";"
 DEFAULT_BATCH = 5000
+# A batch also ends at this many bytes of rows (as received): 5000 rows of 10 KB notes and
+# 16 KiB custom fields would otherwise be over 100 MB in memory at once, three batches deep.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_CSV_RECORD = 1_000_000  # characters of one unfinished CSV record kept between chunks
 
 _TYPES = {"": rules.INDIVIDUAL, "individual": rules.INDIVIDUAL, "couple": rules.COUPLE,
@@ -55,6 +58,7 @@ class ImportRow:
     # The DonorFields attributes the source names (a CSV header's columns); None: all of them.
     # An existing donor's other fields are left as they are.
     columns: frozenset[str] | None = None
+    size: int = 0  # bytes (or characters) the row took as received: what bounds a batch
 
     @property
     def external_id(self) -> str:
@@ -163,34 +167,49 @@ def _parse_time(value: str) -> datetime:
 
 class CsvReader:
     """CSV chunks in, ImportRows out. A chunk may end anywhere (inside a UTF-8 sequence, a line
-    or a quoted field): what is not a whole record yet is kept for the next chunk."""
+    or a quoted field): what is not a whole record yet is kept for the next chunk.
+
+    The work of a chunk is linear in that chunk, whatever is carried over: the carried text is
+    kept in pieces with the parity of its quotes, and only the new text is searched for the end
+    of a record (a newline outside quotes); a newline carried over was no record's end and
+    never becomes one. `scanned` counts the characters searched, for the tests to hold it to."""
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
-        self._carry = ""
+        self._carry: list[str] = []  # the unfinished record, in pieces
+        self._carry_len = 0
+        self._in_quotes = False  # an odd number of quotes carried over
         self._header: list[str] | None = None
         self._index: list[tuple[int, str]] = []
         self._columns: frozenset[str] = frozenset()
         self.rows_read = 0
+        self.scanned = 0
 
     def feed(self, chunk: bytes) -> Iterator[ImportRow]:
         try:
-            text = self._carry + self._decoder.decode(chunk)
+            new = self._decoder.decode(chunk)
         except UnicodeDecodeError as exc:
             raise InvalidArgument.field("csv_chunk", f"is not UTF-8 text: {exc}") from None
-        cut = _last_record_end(text)
-        self._carry = text[cut:]
-        if len(self._carry) > MAX_CSV_RECORD:
-            raise InvalidArgument.field("csv_chunk", f"a CSV record longer than {MAX_CSV_RECORD} characters")
+        self.scanned += len(new)
+        cut = _last_record_end(new, self._in_quotes)
         if cut:
-            yield from self._records(text[:cut])
+            text = "".join([*self._carry, new[:cut]])
+            rest = new[cut:]
+            self._carry, self._carry_len, self._in_quotes = [rest], len(rest), rest.count('"') % 2 == 1
+            yield from self._records(text)
+        elif new:
+            self._carry.append(new)
+            self._carry_len += len(new)
+            self._in_quotes ^= new.count('"') % 2 == 1
+        if self._carry_len > MAX_CSV_RECORD:
+            raise InvalidArgument.field("csv_chunk", f"a CSV record longer than {MAX_CSV_RECORD} characters")
 
     def close(self) -> Iterator[ImportRow]:
         try:
-            text = self._carry + self._decoder.decode(b"", final=True)
+            text = "".join(self._carry) + self._decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             raise InvalidArgument.field("csv_chunk", f"is not UTF-8 text: {exc}") from None
-        self._carry = ""
+        self._carry, self._carry_len, self._in_quotes = [], 0, False
         if text.strip():
             yield from self._records(text)
 
@@ -233,14 +252,17 @@ class CsvReader:
     def _row(self, record: list[str]) -> ImportRow:
         number = self.rows_read
         assert self._header is not None
+        size = sum(map(len, record))
         if len(record) != len(self._header):
-            ext = record[self._header.index("external_id")] if len(record) > self._header.index("external_id") else ""
+            ext = restore_cell(record[self._header.index("external_id")]) if len(record) > self._header.index(
+                "external_id") else ""
             return ImportRow(number, rules.DonorFields(external_id=ext),
-                             [("row", f"has {len(record)} fields, the header has {len(self._header)}")], self._columns)
+                             [("row", f"has {len(record)} fields, the header has {len(self._header)}")], self._columns,
+                             size)
         values: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
         for i, attr in self._index:
-            value = record[i]
+            value = restore_cell(record[i])
             if attr == "donor_type":
                 parsed = parse_type(value)
                 if parsed is None:
@@ -261,7 +283,7 @@ class CsvReader:
                 values[attr] = value or "US"
             else:
                 values[attr] = value if attr in ("first_name", "last_name") else (value or None)
-        return ImportRow(number, rules.DonorFields(**values), problems, self._columns)
+        return ImportRow(number, rules.DonorFields(**values), problems, self._columns, size)
 
 
 def _custom_fields(value: str, problems: list[tuple[str, str]]) -> dict:
@@ -277,45 +299,62 @@ def _custom_fields(value: str, problems: list[tuple[str, str]]) -> dict:
     return parsed
 
 
-def _last_record_end(text: str) -> int:
-    """The index just past the last newline that ends a record (outside quotes), or 0."""
+def _last_record_end(text: str, in_quotes: bool) -> int:
+    """The index just past the last newline of `text` that ends a record (outside quotes), or
+    0; `in_quotes`: `text` starts inside a quoted field. Walks back from the end, newline by
+    newline: linear in `text`."""
     pos = text.rfind("\n")
     if pos < 0:
         return 0
-    quotes_after = text.count('"', pos)
-    total = text.count('"')
+    quotes_before = text.count('"', 0, pos) + (1 if in_quotes else 0)
     while pos >= 0:
-        if (total - quotes_after) % 2 == 0:
+        if quotes_before % 2 == 0:
             return pos + 1
         prev = text.rfind("\n", 0, pos)
         if prev < 0:
             return 0
-        quotes_after += text.count('"', prev, pos)
+        quotes_before -= text.count('"', prev, pos)
         pos = prev
     return 0
 
 
 # -- CSV out ---------------------------------------------------------------------------------
 
+# CSV injection (OWASP): a spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
-def csv_text(rows: Iterable[dict], *, header: bool) -> str:
-    """Donor rows (as the store returns them) as CSV lines with ImportDonors' columns."""
+
+def neutralise_cell(value: str) -> str:
+    """A cell a spreadsheet will not run: one that starts with a formula trigger (E.164 phone
+    numbers do: +1202...) gets a leading `'`, as OWASP's guidance says; so does one that
+    already starts with `'`s before a trigger, so that restore_cell gives back exactly the value."""
+    return "'" + value if value.lstrip("'").startswith(FORMULA_TRIGGERS) else value
+
+
+def restore_cell(value: str) -> str:
+    """neutralise_cell undone, on import: `'` then (more `'`s and) a formula trigger loses one `'`."""
+    return value[1:] if value.startswith("'") and value.lstrip("'").startswith(FORMULA_TRIGGERS) else value
+
+
+def csv_text(rows: Iterable[Any], *, header: bool) -> str:
+    """Stored donors (records with the donor's attributes) as CSV lines with ImportDonors' columns,
+    every cell neutralised against formula injection (neutralise_cell)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
     if header:
         writer.writerow(CSV_COLUMNS)
     for r in rows:
-        last_contact = r.get("last_contact_at")
-        custom = r.get("custom_fields") or {}
-        writer.writerow([
-            r["external_id"] or "", _TYPE_OUT.get(r["donor_type"], r["donor_type"]), r["first_name"] or "",
-            r["last_name"] or "", r["email"] or "", r["phone"] or "", r["spouse_first_name"] or "",
-            r["spouse_last_name"] or "", r["spouse_email"] or "", r["address_street"] or "",
-            r["address_city"] or "", r["address_state"] or "", r["address_zip"] or "", r["address_country"] or "",
-            r["journey_stage"] or "", r["ai_classification"] or "",
-            last_contact.isoformat() if last_contact else "", TAG_SEPARATOR.join(r["tags"] or []), r["notes"] or "",
+        last_contact = r.last_contact_at
+        custom = r.custom_fields or {}
+        writer.writerow([neutralise_cell(cell) for cell in (
+            r.external_id or "", _TYPE_OUT.get(r.donor_type, r.donor_type), r.first_name or "",
+            r.last_name or "", r.email or "", r.phone or "", r.spouse_first_name or "",
+            r.spouse_last_name or "", r.spouse_email or "", r.address_street or "",
+            r.address_city or "", r.address_state or "", r.address_zip or "", r.address_country or "",
+            r.journey_stage or "", r.ai_classification or "",
+            last_contact.isoformat() if last_contact else "", TAG_SEPARATOR.join(r.tags or []), r.notes or "",
             json.dumps(custom, separators=(",", ":")) if custom else "",
             # The donor's own salutations only: derived ones stay derived through a re-import.
-            r.get("formal_salutation") or "", r.get("informal_salutation") or "",
-        ])
+            r.formal_salutation or "", r.informal_salutation or "",
+        )])
     return out.getvalue()

@@ -25,6 +25,8 @@ _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 # UpdateDonorList field-mask paths.
 PATHS = ("name", "description", "filter")
+# What an empty mask updates: a static list has no filter.
+DEFAULT_PATHS = {STATIC: ("name", "description"), DYNAMIC: PATHS}
 
 
 @dataclass
@@ -57,18 +59,6 @@ class ListFields:
     description: str | None = None
     type: str | None = None  # None: unspecified
     filter: ListFilter | None = None  # None: not set
-
-
-def expand_mask(paths: list[str], list_type: str, field_name: str, v: Violations) -> list[str]:
-    if not paths:
-        return ["name", "description", "filter"] if list_type == DYNAMIC else ["name", "description"]
-    out = []
-    for p in paths:
-        if p in PATHS:
-            out.append(p)
-        else:
-            v.add(field_name, f"unknown or read-only field {p!r} (writable: {', '.join(PATHS)})")
-    return out
 
 
 def check_name(name: str, path: str, v: Violations) -> str:
@@ -204,7 +194,3 @@ def check_static(list_type: str, list_id: str) -> None:
     if list_type != STATIC:
         raise FailedPrecondition(f"donor list {list_id} is dynamic: its members come from its filter",
                                  reason="LIST_IS_DYNAMIC", metadata={"list_id": list_id})
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from chassis.errors import FailedPrecondition, NotFound, Violations
 
@@ -70,24 +71,24 @@ def check_merge_ids(survivor_id: str, merged_id: str, v: Violations) -> None:
         v.add("merged_id", "must differ from survivor_id (a donor cannot be merged into itself)")
 
 
-def check_mergeable(survivor: dict | None, merged: dict | None, survivor_id: str, merged_id: str) -> None:
+def check_mergeable(survivor: Any, merged: Any, survivor_id: str, merged_id: str) -> None:
     """Both donors live; the merged one not merged before (rows carry deleted_at, merged_into_id)."""
-    if survivor is None or (survivor["deleted_at"] is not None and survivor["merged_into_id"] is None):
+    if survivor is None or (survivor.deleted_at is not None and survivor.merged_into_id is None):
         raise NotFound(f"donor {survivor_id} not found")
-    if survivor["merged_into_id"] is not None:
+    if survivor.merged_into_id is not None:
         raise FailedPrecondition(f"donor {survivor_id} was merged into another donor; merge into that one",
                                  reason="DONOR_MERGED")
-    if merged is None or (merged["deleted_at"] is not None and merged["merged_into_id"] is None):
+    if merged is None or (merged.deleted_at is not None and merged.merged_into_id is None):
         raise NotFound(f"donor {merged_id} not found")
-    if merged["merged_into_id"] is not None:
+    if merged.merged_into_id is not None:
         raise FailedPrecondition(f"donor {merged_id} was already merged", reason="DONOR_ALREADY_MERGED")
 
 
-def check_restorable(row: dict | None, donor_id: str) -> None:
+def check_restorable(row: Any, donor_id: str) -> None:
     if row is None:
         raise NotFound(f"donor {donor_id} not found")
-    if row["merged_into_id"] is not None:
+    if row.merged_into_id is not None:
         raise FailedPrecondition(f"donor {donor_id} was merged into another donor and cannot be restored",
                                  reason="DONOR_MERGED")
-    if row["deleted_at"] is None:
+    if row.deleted_at is None:
         raise FailedPrecondition(f"donor {donor_id} is not deleted", reason="DONOR_NOT_DELETED")

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
 from chassis.errors import Violations
 from services.crm.domain import salutations
+from services.crm.domain.contact_points import email, phone
 
 INDIVIDUAL = "individual"
 COUPLE = "couple"
 DONOR_TYPES = (INDIVIDUAL, COUPLE)
+# Limits of every free-text field (docs/crm.md#limits): names, addresses and short texts in
+# characters; notes and custom_fields in bytes (UTF-8; custom_fields as compact JSON).
 MAX_NAME = 200
-MAX_NOTES = 20_000
+MAX_NOTES_BYTES = 10_000
+MAX_CUSTOM_FIELDS_BYTES = 16 * 1024
 MAX_TAGS = 100
 MAX_TAG = 64
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
@@ -77,52 +79,11 @@ PATH_TO_ATTR = {
 }
 
 
-def expand_mask(paths: list[str], prefix: str, violations: Violations) -> list[str]:
-    """Field-mask paths to attribute names; "address" means every address field."""
-    if not paths:
-        return list(PATH_TO_ATTR.values())
-    attrs: list[str] = []
-    for p in paths:
-        if p == "address":
-            attrs += [a for k, a in PATH_TO_ATTR.items() if k.startswith("address.")]
-        elif p in PATH_TO_ATTR:
-            attrs.append(PATH_TO_ATTR[p])
-        else:
-            violations.add(prefix, f"unknown or read-only field {p!r}")
-    return attrs
-
-
 def _text(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
     return value or None
-
-
-def _email(value: str | None, path: str, v: Violations) -> str | None:
-    value = _text(value)
-    if value is None:
-        return None
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        v.add(path, f"is not a valid email address: {exc}")
-        return None
-
-
-def _phone(value: str | None, region: str, path: str, v: Violations) -> str | None:
-    value = _text(value)
-    if value is None:
-        return None
-    try:
-        number = phonenumbers.parse(value, region or "US")
-    except phonenumbers.NumberParseException as exc:
-        v.add(path, f"is not a phone number: {exc}")
-        return None
-    if not phonenumbers.is_valid_number(number):
-        v.add(path, "is not a valid phone number")
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalize(d: DonorFields, prefix: str, v: Violations, stages: set[str]) -> DonorFields:
@@ -139,16 +100,19 @@ def normalize(d: DonorFields, prefix: str, v: Violations, stages: set[str]) -> D
         if len(val) > MAX_NAME:
             v.add(f"{p}{path}", f"must be at most {MAX_NAME} characters")
         setattr(out, attr, val)
-    out.email = _email(d.email, f"{p}email", v)
+    out.email = email(d.email, f"{p}email", v)
     country = (d.address_country or "US").strip().upper()
     if not COUNTRY_RE.match(country):
         v.add(f"{p}address.country", "must be an ISO 3166-1 alpha-2 code such as US")
         country = "US"
     out.address_country = country
-    out.phone = _phone(d.phone, country, f"{p}phone", v)
+    out.phone = phone(d.phone, country, f"{p}phone", v)
     out.spouse_first_name = _text(d.spouse_first_name)
     out.spouse_last_name = _text(d.spouse_last_name)
-    out.spouse_email = _email(d.spouse_email, f"{p}spouse_email", v)
+    for attr in ("spouse_first_name", "spouse_last_name"):
+        if len(getattr(out, attr) or "") > MAX_NAME:
+            v.add(f"{p}{attr}", f"must be at most {MAX_NAME} characters")
+    out.spouse_email = email(d.spouse_email, f"{p}spouse_email", v)
     if d.donor_type != COUPLE:
         for attr in ("spouse_first_name", "spouse_last_name", "spouse_email"):
             if getattr(d, attr):
@@ -165,10 +129,12 @@ def normalize(d: DonorFields, prefix: str, v: Violations, stages: set[str]) -> D
     if out.journey_stage and out.journey_stage not in stages:
         v.add(f"{p}journey_stage", f"is not a stage of the organization's journey ({', '.join(sorted(stages))})")
     out.ai_classification = _text(d.ai_classification)
+    if len(out.ai_classification or "") > MAX_NAME:
+        v.add(f"{p}ai_classification", f"must be at most {MAX_NAME} characters")
     out.last_contact_at = d.last_contact_at
     out.notes = d.notes or None
-    if out.notes and len(out.notes) > MAX_NOTES:
-        v.add(f"{p}notes", f"must be at most {MAX_NOTES} characters")
+    if out.notes and len(out.notes) > MAX_NOTES_BYTES // 4 and len(out.notes.encode()) > MAX_NOTES_BYTES:
+        v.add(f"{p}notes", f"must be at most {MAX_NOTES_BYTES} bytes (UTF-8)")
     tags: list[str] = []
     for i, tag in enumerate(d.tags or []):
         tag = tag.strip()
@@ -180,6 +146,9 @@ def normalize(d: DonorFields, prefix: str, v: Violations, stages: set[str]) -> D
         v.add(f"{p}tags", f"at most {MAX_TAGS} tags")
     out.tags = tags
     out.custom_fields = dict(d.custom_fields or {})
+    if out.custom_fields and len(json.dumps(out.custom_fields, separators=(",", ":"), ensure_ascii=False).encode()) > (
+            MAX_CUSTOM_FIELDS_BYTES):
+        v.add(f"{p}custom_fields", f"must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes as JSON")
     names = names_of(out)
     for attr, derive in (("formal_salutation", salutations.formal), ("informal_salutation", salutations.informal)):
         value = salutations.stored(getattr(d, attr), derive(names))
@@ -190,19 +159,14 @@ def normalize(d: DonorFields, prefix: str, v: Violations, stages: set[str]) -> D
 
 
 def names_of(d: Any) -> salutations.Names:
-    """The names salutations are made of, from DonorFields or a stored donor row."""
-    get = d.get if isinstance(d, dict) else lambda k: getattr(d, k)
+    """The names salutations are made of, from DonorFields or a stored donor (same attributes)."""
     return salutations.Names(
-        first=get("first_name") or "", last=get("last_name") or "", spouse_first=get("spouse_first_name") or "",
-        spouse_last=get("spouse_last_name") or "", couple=get("donor_type") == COUPLE)
+        first=d.first_name or "", last=d.last_name or "", spouse_first=d.spouse_first_name or "",
+        spouse_last=d.spouse_last_name or "", couple=d.donor_type == COUPLE)
 
 
-def salutations_of(row: dict) -> tuple[str, str]:
+def salutations_of(d: Any) -> tuple[str, str]:
     """A stored donor's formal and informal salutation: its own, else derived."""
-    names = names_of(row)
-    return (row.get("formal_salutation") or salutations.formal(names),
-            row.get("informal_salutation") or salutations.informal(names))
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'
+    names = names_of(d)
+    return (d.formal_salutation or salutations.formal(names),
+            d.informal_salutation or salutations.informal(names))

@@ -56,16 +56,6 @@ DEFAULT_VERSION = 1
 WRITABLE = ("stages",)
 
 
-def etag(version: int) -> str:
-    return f'W/"{version}"'
-
-
-def check_mask(paths: list[str], field: str, v: Violations) -> None:
-    for p in paths:
-        if p not in WRITABLE:
-            v.add(field, f"unknown or read-only field {p!r} (writable: {', '.join(WRITABLE)})")
-
-
 def normalize_graph(stages: list[dict], prefix: str, v: Violations) -> dict:
     """A valid journey graph from stages given as dicts (id, name, description, transitions of
     {to, condition}); violations are named `<prefix>.stages[i]...`."""

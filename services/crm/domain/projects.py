@@ -50,18 +50,6 @@ class ProjectFields:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("problems", "target_currency")}
 
 
-def expand_mask(paths: list[str], field_name: str, v: Violations) -> list[str]:
-    if not paths:
-        return list(PATH_TO_ATTR.values())
-    attrs = []
-    for p in paths:
-        if p in PATH_TO_ATTR:
-            attrs.append(PATH_TO_ATTR[p])
-        else:
-            v.add(field_name, f"unknown or read-only field {p!r} (writable: {', '.join(PATH_TO_ATTR)})")
-    return attrs
-
-
 def normalize(f: ProjectFields, prefix: str, v: Violations, *, attrs: list[str] | None = None) -> ProjectFields:
     """Validate every field (their problems: of `attrs` only, when given); on create (currency
     empty) the currency comes from currency_code, else the target's, else USD."""
@@ -126,7 +114,3 @@ def check_accepts_gifts(status: str, project_id: str) -> None:
     if status == CANCELLED:
         raise FailedPrecondition(f"project {project_id} is cancelled and takes no donations",
                                  reason="PROJECT_CANCELLED", metadata={"project_id": project_id})
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'

@@ -27,7 +27,6 @@ MOVES = {
 
 MAX_TITLE = 500
 MAX_TEXT = 20_000
-MAX_REQUEST_ID = 100
 
 # Who may be assigned a todo: an active member of the organization (crm.members, a replica kept
 # from identity's events), or the caller themself (their membership may not have arrived yet).
@@ -79,18 +78,6 @@ class CleanTodo:
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def expand_mask(paths: list[str], field_name: str, v: Violations) -> list[str]:
-    if not paths:
-        return list(PATH_TO_ATTR.values())
-    attrs = []
-    for p in paths:
-        if p in PATH_TO_ATTR:
-            attrs.append(PATH_TO_ATTR[p])
-        else:
-            v.add(field_name, f"unknown or read-only field {p!r} (writable: {', '.join(PATH_TO_ATTR)})")
-    return attrs
 
 
 def _uuid_text(value: str, path: str, v: Violations) -> str | None:
@@ -188,7 +175,3 @@ def move(verb: str, current: str, todo_id: str) -> str:
             f"todo {todo_id} cannot move from {current} to {to} (allowed from: {', '.join(allowed_from)})",
             reason="INVALID_STATUS_TRANSITION", metadata={"from": current, "to": to})
     return to
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'

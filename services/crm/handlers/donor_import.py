@@ -2,7 +2,8 @@
 
 Reading and validating run in a task of their own, one batch ahead of the writer, so Python's
 work on batch n+1 overlaps the database's on batch n; at most three batches are in memory
-(the one written, the one queued, the one being read), whatever the size of the import.
+(the one written, the one queued, the one being read), whatever the size of the import. A
+batch ends at `batch_size` rows or `batch_bytes` bytes of rows as received, whichever first.
 Each batch is its own transaction: its donors, one `crm.donors.imported` event and one audit
 entry commit together, so the progress reported is durable. A row the database still refuses
 (a rule the validation does not know) sends its batch through again one savepoint per row,
@@ -23,6 +24,8 @@ from givance.events.v1 import crm_events_pb2
 
 from chassis.db import Database
 from services.crm.domain import donor_import as rules
+from services.crm.domain.donor_import import CsvReader as CsvReader  # the api reads CSV imports with it
+from services.crm.domain.donor_import import ImportRow, Rejection
 from services.crm.domain.journeys import stage_ids
 from services.crm.store import donor_import as store
 from services.crm.store import journeys as journey_store
@@ -38,7 +41,7 @@ class Progress:
     created: int = 0
     updated: int = 0
     rejected: int = 0
-    rejections: list[rules.Rejection] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
     done: bool = False
 
 
@@ -47,7 +50,7 @@ class _Batch:
     first_row: int
     last_row: int
     rows: list[tuple[int, str, object]]  # (row number, external_id, normalized DonorFields)
-    rejections: list[rules.Rejection]
+    rejections: list[Rejection]
     columns: frozenset[str] | None = None  # what a known donor gets updated
 
 
@@ -55,14 +58,15 @@ _END = object()
 _YIELD_EVERY = 50  # rows validated between two turns of the event loop
 
 
-async def import_donors(db: Database, org: uuid.UUID, rows: AsyncIterator[rules.ImportRow], *,
-                        batch_size: int = rules.DEFAULT_BATCH) -> AsyncIterator[Progress]:
+async def import_donors(db: Database, org: uuid.UUID, rows: AsyncIterator[ImportRow], *,
+                        batch_size: int = rules.DEFAULT_BATCH,
+                        batch_bytes: int = rules.MAX_BATCH_BYTES) -> AsyncIterator[Progress]:
     """Progress after every batch, then the final totals (done)."""
     async with db.unit_of_work(org) as uow:
         validator = rules.Validator(stage_ids(await journey_store.get_graph(uow.conn, org)))
     import_id = str(uuid.uuid4())
     queue: asyncio.Queue = asyncio.Queue(maxsize=1)
-    reader = asyncio.create_task(_read(rows, validator, batch_size, queue))
+    reader = asyncio.create_task(_read(rows, validator, batch_size, batch_bytes, queue))
     totals = Progress()
     try:
         while True:
@@ -85,10 +89,11 @@ async def import_donors(db: Database, org: uuid.UUID, rows: AsyncIterator[rules.
     yield totals
 
 
-async def _read(rows: AsyncIterator[rules.ImportRow], validator: rules.Validator, batch_size: int,
+async def _read(rows: AsyncIterator[ImportRow], validator: rules.Validator, batch_size: int, batch_bytes: int,
                 queue: asyncio.Queue) -> None:
     try:
         batch = _Batch(0, 0, [], [])
+        size = 0
         async for row in rows:
             if not batch.first_row:
                 batch.first_row = row.number
@@ -98,12 +103,14 @@ async def _read(rows: AsyncIterator[rules.ImportRow], validator: rules.Validator
                 await asyncio.sleep(0)  # let the writer's next round trip go out: the two overlap
             clean, violations = validator.validate(row)
             if clean is None:
-                batch.rejections.append(rules.Rejection(row.number, row.external_id, violations))
+                batch.rejections.append(Rejection(row.number, row.external_id, violations))
             else:
                 batch.rows.append((row.number, clean.external_id, clean))
-            if len(batch.rows) + len(batch.rejections) >= batch_size:
+            size += row.size
+            if len(batch.rows) + len(batch.rejections) >= batch_size or size >= batch_bytes:
                 await queue.put(batch)
                 batch = _Batch(0, 0, [], [])
+                size = 0
         if batch.first_row:
             await queue.put(batch)
         await queue.put(_END)
@@ -129,7 +136,7 @@ async def _write(db: Database, org: uuid.UUID, import_id: str, batch: _Batch) ->
 
 
 async def _write_row_by_row(db: Database, org: uuid.UUID, import_id: str, batch: _Batch, kept: list,
-                            rejections: list[rules.Rejection]) -> Progress:
+                            rejections: list[Rejection]) -> Progress:
     rejections = list(rejections)
     written: list[tuple[uuid.UUID, bool]] = []
     async with db.unit_of_work(org) as uow:
@@ -139,7 +146,7 @@ async def _write_row_by_row(db: Database, org: uuid.UUID, import_id: str, batch:
                 async with uow.conn.begin_nested():
                     written += await store.upsert(uow.conn, org, [store.record(fields)], batch.columns)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-                rejections.append(rules.Rejection(number, ext, [("row", f"refused by the database: {exc}")]))
+                rejections.append(Rejection(number, ext, [("row", f"refused by the database: {exc}")]))
         rejections.sort(key=lambda r: r.number)
         _record(uow, import_id, batch, written, len(rejections))
     created = sum(1 for _, c in written if c)

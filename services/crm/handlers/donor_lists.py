@@ -5,19 +5,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from chassis import paging
 from chassis.audit import ReadAudit
 from chassis.db import Database
-from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
-from chassis.ids import parse_id
+from chassis.errors import NotFound, Violations
+from chassis.resource import Keyset, check_etag, check_request_id, expand_mask, parse_id
 from services.crm.domain import donor_lists as rules
+from services.crm.domain.donor_lists import ListFields, ListFilter
+from services.crm.domain.donor_lists import Money as Money  # the api builds filters of it
 from services.crm.store import donor_lists as store
+from services.crm.store.donor_lists import DonorList
+from services.crm.store.donors import Donor
 
 
-def _audited(row: dict) -> dict:
-    return {k: row.get(k) for k in ("name", "description", "type", "filters")}
-
-
+def _audited(row: DonorList) -> dict:
+    return {k: getattr(row, k) for k in ("name", "description", "type", "filters")}
 
 
 def _actor(principal_id: str | None) -> uuid.UUID | None:
@@ -27,30 +28,23 @@ def _actor(principal_id: str | None) -> uuid.UUID | None:
         return None
 
 
-def _check_etag(row: dict, etag: str, field: str) -> None:
-    if etag and etag != rules.etag(row["version"]):
-        raise Aborted(f"the donor list changed since it was read ({field} is stale); read it again",
-                      reason="ETAG_MISMATCH")
-
-
-async def _with_count(conn, org: uuid.UUID, row: dict) -> dict:
-    if row["type"] == rules.DYNAMIC and row["deleted_at"] is None:
-        row["donor_count"] = await store.count_matching(conn, org, row)
+async def _with_count(conn, org: uuid.UUID, row: DonorList) -> DonorList:
+    if row.type == rules.DYNAMIC and row.deleted_at is None:
+        row.donor_count = await store.count_matching(conn, org, row)
     return row
 
 
-async def _live(conn, org: uuid.UUID, list_id: uuid.UUID, raw_id: str, *, for_update: bool = False) -> dict:
+async def _live(conn, org: uuid.UUID, list_id: uuid.UUID, raw_id: str, *, for_update: bool = False) -> DonorList:
     row = await store.get(conn, org, list_id, for_update=for_update)
     if row is None:
         raise NotFound(f"donor list {raw_id} not found")
     return row
 
 
-async def create_list(db: Database, org: uuid.UUID, fields: rules.ListFields, request_id: str,
-                      principal_id: str | None) -> dict:
+async def create_list(db: Database, org: uuid.UUID, fields: ListFields, request_id: str,
+                      principal_id: str | None) -> DonorList:
     v = Violations()
-    if len(request_id) > 100:
-        v.add("request_id", "must be at most 100 characters")
+    check_request_id(request_id, v)
     values = {"name": rules.check_name(fields.name, "donor_list.name", v),
               "description": rules.check_description(fields.description, "donor_list.description", v),
               "type": rules.check_type(fields.type, "donor_list.type", v), "filters": {}}
@@ -69,75 +63,64 @@ async def create_list(db: Database, org: uuid.UUID, fields: rules.ListFields, re
         return await _with_count(uow.conn, org, row)
 
 
-async def get_list(db: Database, org: uuid.UUID, list_id: str) -> dict:
+async def get_list(db: Database, org: uuid.UUID, list_id: str) -> DonorList:
     lid = parse_id(list_id, "id")
     async with db.unit_of_work(org) as uow:
         return await _with_count(uow.conn, org, await _live(uow.conn, org, lid, list_id))
 
 
-def _decode_time_id(token: str, fp: str) -> list | None:
-    after = paging.decode(token, fp)
-    if after is None:
-        return None
-    try:
-        return [datetime.fromisoformat(after[0]), uuid.UUID(after[1])]
-    except (ValueError, TypeError, IndexError):
-        raise InvalidArgument.field("page_token", "is not a page token this method issued") from None
+_TIME_ID = (datetime.fromisoformat, uuid.UUID)
 
 
-def _next_token(rows: list[dict], size: int, fp: str) -> tuple[list[dict], str]:
-    if len(rows) <= size:
-        return rows, ""
-    rows = rows[:size]
-    return rows, paging.encode([rows[-1]["created_at"].isoformat(), str(rows[-1]["id"])], fp)
+def _time_id(row: DonorList | Donor) -> tuple:
+    return row.created_at, row.id
 
 
-async def list_lists(db: Database, org: uuid.UUID, page_size: int, page_token: str) -> tuple[list[dict], str]:
-    size = paging.page_size(page_size)
-    fp = paging.fingerprint("donor_lists")
-    after = _decode_time_id(page_token, fp)
+async def list_lists(db: Database, org: uuid.UUID, page_size: int,
+                     page_token: str) -> tuple[list[DonorList], str]:
+    page = Keyset.of(page_size, page_token, ("donor_lists",), _TIME_ID)
     async with db.unit_of_work(org) as uow:
-        rows, token = _next_token(await store.page(uow.conn, org, after=after, limit=size + 1), size, fp)
+        rows, token = page.cut(await store.page(uow.conn, org, after=page.after, limit=page.limit), _time_id)
         return [await _with_count(uow.conn, org, r) for r in rows], token
 
 
-async def update_list(db: Database, org: uuid.UUID, list_id: str, etag: str, patch: rules.ListFields,
-                      mask: list[str]) -> dict:
+async def update_list(db: Database, org: uuid.UUID, list_id: str, etag: str, patch: ListFields,
+                      mask: list[str]) -> DonorList:
     lid = parse_id(list_id, "donor_list.id")
     v = Violations()
     async with db.unit_of_work(org) as uow:
         row = await _live(uow.conn, org, lid, list_id, for_update=True)
-        paths = rules.expand_mask(mask, row["type"], "update_mask", v)
-        values = {"name": row["name"], "description": row["description"], "filters": row["filters"] or {}}
+        paths = expand_mask(mask, rules.PATHS, "update_mask", v, default=rules.DEFAULT_PATHS[row.type])
+        values = {"name": row.name, "description": row.description, "filters": row.filters or {}}
         if "name" in paths:
             values["name"] = rules.check_name(patch.name, "donor_list.name", v)
         if "description" in paths:
             values["description"] = rules.check_description(patch.description, "donor_list.description", v)
         if "filter" in paths:
-            if row["type"] == rules.STATIC:
+            if row.type == rules.STATIC:
                 v.add("donor_list.filter", "only a dynamic list has a filter")
             else:
-                values["filters"] = rules.normalize_filter(patch.filter or rules.ListFilter(), "donor_list.filter", v)
+                values["filters"] = rules.normalize_filter(patch.filter or ListFilter(), "donor_list.filter", v)
         v.raise_if_any()
-        _check_etag(row, etag, "donor_list.etag")
+        check_etag(etag, row.version, "donor list", "donor_list.etag")
         await store.update(uow.conn, org, lid, values)
         updated = await store.get(uow.conn, org, lid)
         uow.audit_change("crm.donor_list.update", "donor_list", str(lid), _audited(row), _audited(updated))
         return await _with_count(uow.conn, org, updated)
 
 
-async def delete_list(db: Database, org: uuid.UUID, list_id: str, etag: str) -> dict:
+async def delete_list(db: Database, org: uuid.UUID, list_id: str, etag: str) -> DonorList:
     lid = parse_id(list_id, "id")
     async with db.unit_of_work(org) as uow:
         row = await _live(uow.conn, org, lid, list_id, for_update=True)
-        _check_etag(row, etag, "etag")
+        check_etag(etag, row.version, "donor list", "etag")
         await store.soft_delete(uow.conn, org, lid)
         uow.audit("crm.donor_list.delete", "donor_list", str(lid), before=_audited(row))
         return await store.get(uow.conn, org, lid, include_deleted=True)
 
 
 async def _change_members(db: Database, org: uuid.UUID, list_id: str, donor_ids: list[str], *, add: bool,
-                          principal_id: str | None) -> tuple[dict, int]:
+                          principal_id: str | None) -> tuple[DonorList, int]:
     lid = parse_id(list_id, "list_id")
     v = Violations()
     ids = rules.parse_donor_ids(donor_ids, "donor_ids", v)
@@ -145,7 +128,7 @@ async def _change_members(db: Database, org: uuid.UUID, list_id: str, donor_ids:
     async with db.unit_of_work(org) as uow:
         # the list row lock serializes membership changes of one list
         row = await _live(uow.conn, org, lid, list_id, for_update=True)
-        rules.check_static(row["type"], list_id)
+        rules.check_static(row.type, list_id)
         known = await store.existing_donors(uow.conn, org, ids, live_only=add)
         for i, raw in enumerate(donor_ids):
             try:
@@ -166,24 +149,22 @@ async def _change_members(db: Database, org: uuid.UUID, list_id: str, donor_ids:
 
 
 async def add_members(db: Database, org: uuid.UUID, list_id: str, donor_ids: list[str],
-                      principal_id: str | None) -> tuple[dict, int]:
+                      principal_id: str | None) -> tuple[DonorList, int]:
     return await _change_members(db, org, list_id, donor_ids, add=True, principal_id=principal_id)
 
 
-async def remove_members(db: Database, org: uuid.UUID, list_id: str, donor_ids: list[str]) -> tuple[dict, int]:
+async def remove_members(db: Database, org: uuid.UUID, list_id: str, donor_ids: list[str]) -> tuple[DonorList, int]:
     return await _change_members(db, org, list_id, donor_ids, add=False, principal_id=None)
 
 
 async def list_members(db: Database, reads: ReadAudit, org: uuid.UUID, list_id: str, page_size: int,
-                       page_token: str) -> tuple[list[dict], str]:
+                       page_token: str) -> tuple[list[Donor], str]:
     lid = parse_id(list_id, "list_id")
-    size = paging.page_size(page_size)
-    fp = paging.fingerprint("donor_list_members", str(lid))
-    after = _decode_time_id(page_token, fp)
+    page = Keyset.of(page_size, page_token, ("donor_list_members", str(lid)), _TIME_ID)
     async with db.unit_of_work(org) as uow:
         row = await _live(uow.conn, org, lid, list_id)
-        rows = await store.member_page(uow.conn, org, row, after=after, limit=size + 1)
-    rows, token = _next_token(rows, size, fp)
+        rows = await store.member_page(uow.conn, org, row, after=page.after, limit=page.limit)
+    rows, token = page.cut(rows, _time_id)
     # donors with their giving totals: financial data
     reads.record("crm.donor_list.list_members", "donor_list", str(lid), after={"returned": len(rows)})
     return rows, token

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from chassis import paging
 from chassis.audit import ReadAudit
 from chassis.db import Database
-from chassis.errors import InvalidArgument, NotFound, Violations
-from chassis.ids import parse_id
+from chassis.errors import NotFound, Violations
+from chassis.resource import Keyset, parse_id
 from services.crm.domain import insight as rules
 from services.crm.store import insight as store
+from services.crm.store.insight import DonorGiving, DonorRfm, LybuntDonor, SybuntDonor, YearTotal
 
 
 @dataclass
@@ -30,29 +30,16 @@ class Period:
     retention_rate: Decimal | None
 
 
-def _bad_token() -> InvalidArgument:
-    return InvalidArgument.field("page_token", "is not a page token this method issued")
-
-
-def _decode_amount_key(token: str, fp: str) -> list | None:
-    after = paging.decode(token, fp)
-    if after is None:
-        return None
+def _amount(text: str) -> Decimal:
+    """A page token's amount (a forged one is ValueError, which the page reads as a bad token)."""
     try:
-        return [Decimal(after[0]), uuid.UUID(after[1])]
-    except (InvalidOperation, ValueError, TypeError, IndexError):
-        raise _bad_token() from None
-
-
-def _page(rows: list[dict], size: int, key: str, fp: str) -> tuple[list[dict], str]:
-    if len(rows) <= size:
-        return rows, ""
-    rows = rows[:size]
-    return rows, paging.encode([str(rows[-1][key]), str(rows[-1]["donor_id"])], fp)
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(text) from None
 
 
 async def get_donor_giving(db: Database, reads: ReadAudit, org: uuid.UUID, donor_id: str,
-                           currency: str) -> tuple[dict, list[dict], str]:
+                           currency: str) -> tuple[DonorGiving, list[YearTotal], str]:
     v = Violations()
     cur = rules.currency(currency, "currency_code", v)
     v.raise_if_any()
@@ -61,56 +48,45 @@ async def get_donor_giving(db: Database, reads: ReadAudit, org: uuid.UUID, donor
         if not await store.donor_exists(uow.conn, org, did):
             raise NotFound(f"donor {donor_id} not found")
         head, years = await store.donor_giving(uow.conn, org, did, cur)
-    head["donor_id"] = did
     reads.record("crm.insight.donor_giving", "donor", str(did), after={"currency": cur})
     return head, years, cur
 
 
 async def _lapsed(kind: str, db: Database, reads: ReadAudit, org: uuid.UUID, year: int, currency: str,
-                  page_size: int, page_token: str) -> tuple[list[dict], str, str]:
+                  page_size: int, page_token: str) -> tuple[list[LybuntDonor] | list[SybuntDonor], str, str]:
     v = Violations()
     rules.year(year, "year", v)
     cur = rules.currency(currency, "currency_code", v)
     v.raise_if_any()
-    size = paging.page_size(page_size)
-    fp = paging.fingerprint(kind, year, cur)
-    after = _decode_amount_key(page_token, fp)
+    page = Keyset.of(page_size, page_token, (kind, year, cur), (_amount, uuid.UUID))
     query, key = (store.lybunt, "last_year_total") if kind == "lybunt" else (store.sybunt, "lifetime_total")
     async with db.unit_of_work(org) as uow:
-        rows = await query(uow.conn, org, year, cur, after, size + 1)
-    rows, token = _page(rows, size, key, fp)
+        rows = await query(uow.conn, org, year, cur, page.after, page.limit)
+    rows, token = page.cut(rows, lambda r: (getattr(r, key), r.donor_id))
     reads.record(f"crm.insight.{kind}", "donor", "", after={"year": year, "currency": cur, "returned": len(rows)})
     return rows, token, cur
 
 
 async def list_lybunt(db: Database, reads: ReadAudit, org: uuid.UUID, year: int, currency: str, page_size: int,
-                      page_token: str) -> tuple[list[dict], str, str]:
+                      page_token: str) -> tuple[list[LybuntDonor], str, str]:
     return await _lapsed("lybunt", db, reads, org, year, currency, page_size, page_token)
 
 
 async def list_sybunt(db: Database, reads: ReadAudit, org: uuid.UUID, year: int, currency: str, page_size: int,
-                      page_token: str) -> tuple[list[dict], str, str]:
+                      page_token: str) -> tuple[list[SybuntDonor], str, str]:
     return await _lapsed("sybunt", db, reads, org, year, currency, page_size, page_token)
 
 
 async def list_rfm(db: Database, reads: ReadAudit, org: uuid.UUID, as_of: date, currency: str, page_size: int,
-                   page_token: str) -> tuple[list[dict], str, str]:
+                   page_token: str) -> tuple[list[DonorRfm], str, str]:
     v = Violations()
     rules.year(as_of.year, "as_of", v)
     cur = rules.currency(currency, "currency_code", v)
     v.raise_if_any()
-    size = paging.page_size(page_size)
-    fp = paging.fingerprint("rfm", as_of.isoformat(), cur)
-    after = paging.decode(page_token, fp)
-    if after is not None:
-        try:
-            score, last = str(after[0]), uuid.UUID(after[1])
-        except (ValueError, TypeError, IndexError):
-            raise _bad_token() from None
-        after = [score, last]
+    page = Keyset.of(page_size, page_token, ("rfm", as_of.isoformat(), cur), (str, uuid.UUID))
     async with db.unit_of_work(org) as uow:
-        rows = await store.rfm(uow.conn, org, as_of, cur, after, size + 1)
-    rows, token = _page(rows, size, "score", fp)
+        rows = await store.rfm(uow.conn, org, as_of, cur, page.after, page.limit)
+    rows, token = page.cut(rows, lambda r: (r.score, r.donor_id))
     reads.record("crm.insight.rfm", "donor", "", after={"as_of": as_of.isoformat(), "currency": cur,
                                                           "returned": len(rows)})
     return rows, token, cur
@@ -132,10 +108,10 @@ async def giving_summary(db: Database, reads: ReadAudit, org: uuid.UUID, unit: s
         rows = await store.summary(uow.conn, org, unit, start, end, cur)
     reads.record("crm.insight.giving_summary", "organization", str(org),
                  after={"period": unit, "start": start.isoformat(), "end": end.isoformat(), "currency": cur})
-    out = [Period(start_date=r["period_start"], end_date=r["period_end"], total=Decimal(r["total"]),
-                  gift_count=r["gift_count"], donor_count=r["donor_count"],
-                  average_gift=rules.average(Decimal(r["total"]), r["gift_count"]),
-                  previous_donor_count=r["previous_donor_count"], retained_donor_count=r["retained_donor_count"],
-                  retention_rate=rules.retention(r["retained_donor_count"], r["previous_donor_count"]))
+    out = [Period(start_date=r.period_start, end_date=r.period_end, total=Decimal(r.total),
+                  gift_count=r.gift_count, donor_count=r.donor_count,
+                  average_gift=rules.average(Decimal(r.total), r.gift_count),
+                  previous_donor_count=r.previous_donor_count, retained_donor_count=r.retained_donor_count,
+                  retention_rate=rules.retention(r.retained_donor_count, r.previous_donor_count))
            for r in rows]
     return out, cur

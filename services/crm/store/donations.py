@@ -1,5 +1,5 @@
 """crm's donation SQL: the gift, the donor's giving totals, refunds and corrections (with
-their history), receipts, and pages of gifts.
+their history), and pages of gifts (receipts: store.receipts).
 
 Totals are net: a gift counts amount - refunded_amount, and a fully refunded gift
 (refunded_amount = amount) counts in no total, count or first/last date."""
@@ -8,18 +8,88 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-_COLUMNS = (
+from chassis import sql
+from chassis.db import Connection
+from chassis.sql import Where
+from services.crm.domain import donations as rules
+
+
+@dataclass(slots=True)
+class Donation:
+    """A stored gift; `refunded_amount` of it has been refunded."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    donor_id: uuid.UUID
+    project_id: uuid.UUID | None
+    amount: Decimal
+    currency: str
+    date: date
+    payment_method: str | None
+    reference_number: str | None
+    notes: str | None
+    is_recurring: bool
+    recurring_frequency: str | None
+    tax_deductible: bool
+    created_at: datetime
+    updated_at: datetime
+    refunded_amount: Decimal
+    next_expected_date: date | None
+    receipt_sent: bool
+    receipt_sent_date: datetime | None
+    version: int
+    # Read where a use case asks for them (handlers.soft_credits.attach), not by DONATION_COLUMNS.
+    soft_credits: list = field(default_factory=list)
+    allocations: list = field(default_factory=list)  # handlers.funds.attach
+
+    @property
+    def status(self) -> str:
+        """recorded, partially_refunded or refunded."""
+        return rules.status(self.amount, self.refunded_amount)
+
+
+class Refund(NamedTuple):
+    id: uuid.UUID
+    donation_id: uuid.UUID
+    amount: Decimal
+    currency: str
+    reason: str
+    refund_date: date
+    created_at: datetime
+
+
+class Revision(NamedTuple):
+    """One correction of a gift: the fields changed, their values before and after (JSON text)."""
+
+    donation_id: uuid.UUID
+    revision: int
+    changed_fields: list[str]
+    before: str
+    after: str
+    reason: str
+    actor_id: str | None
+    created_at: datetime
+
+
+DONATION_COLUMNS = (
     "id, organization_id, donor_id, project_id, amount, currency, date, payment_method, reference_number, "
     "notes, is_recurring, recurring_frequency, tax_deductible, created_at, updated_at, refunded_amount, "
     "next_expected_date, receipt_sent, receipt_sent_date, version"
-)
+)# Built by position: DONATION_COLUMNS are a Donation's fields, in order.
+assert DONATION_COLUMNS.split(", ") == [f.name for f in fields(Donation)
+                                        if f.name not in ("soft_credits", "allocations")]
+
+
+def _donation(row: Any) -> Donation:
+    return Donation(*row)
+
 
 # One statement: insert the gift only if the donor exists (not deleted) in this tenant, and
 # fold it into the donor's per-currency totals. A repeated request_id inserts nothing.
@@ -37,7 +107,7 @@ _RECORD = text(
         :notes, :is_recurring, :recurring_frequency, :tax_deductible, :request_id, :next_expected_date
       FROM donor
       ON CONFLICT (organization_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
-      RETURNING {_COLUMNS}
+      RETURNING {DONATION_COLUMNS}
     ), totals AS (
       INSERT INTO crm.donor_giving AS g (organization_id, donor_id, currency, lifetime_amount, donation_count,
         first_gift_date, last_gift_date)
@@ -49,65 +119,45 @@ _RECORD = text(
         last_gift_date = GREATEST(g.last_gift_date, EXCLUDED.last_gift_date),
         updated_at = now()
     )
-    SELECT {_COLUMNS} FROM gift
+    SELECT {DONATION_COLUMNS} FROM gift
     """
 )
 
 
-async def record(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID, values: dict[str, Any],
-                 request_id: str | None) -> dict[str, Any] | None:
+async def record(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID, values: dict[str, Any],
+                 request_id: str | None) -> Donation | None:
     """The new donation, or None when the donor is missing or request_id was used already."""
     row = (await conn.execute(
         _RECORD, {"org": org, "id": donation_id, "request_id": request_id, **values}
     )).mappings().first()
-    return dict(row) if row else None
+    return Donation(*row) if row else None
 
 
-async def by_request_id(conn: AsyncConnection, org: uuid.UUID, request_id: str) -> dict[str, Any] | None:
-    row = (await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM crm.donations WHERE organization_id = :org AND request_id = :rid"),
-        {"org": org, "rid": request_id},
-    )).mappings().first()
-    return dict(row) if row else None
+async def by_request_id(conn: Connection, org: uuid.UUID, request_id: str) -> Donation | None:
+    return await sql.first(conn, f"SELECT {DONATION_COLUMNS} FROM crm.donations "
+                           "WHERE organization_id = :org AND request_id = :rid", {"org": org, "rid": request_id},
+                           _donation)
 
 
-async def page(conn: AsyncConnection, org: uuid.UUID, *, donor_id: uuid.UUID | None, after: list | None,
+async def page(conn: Connection, org: uuid.UUID, *, donor_id: uuid.UUID | None, after: list | None,
                limit: int, project_id: uuid.UUID | None = None, recurring_only: bool = False,
-               start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+               start: date | None = None, end: date | None = None) -> list[Donation]:
     """Newest first, keyset on (date, id)."""
-    where = ["organization_id = :org"]
-    params: dict[str, Any] = {"org": org, "limit": limit}
-    if donor_id:
-        where.append("donor_id = :donor")
-        params["donor"] = donor_id
-    if project_id:
-        where.append("project_id = :project")
-        params["project"] = project_id
+    where = Where("organization_id = :org", org=org, limit=limit)
+    where.filter("donor_id = :donor", donor=donor_id).filter("project_id = :project", project=project_id)
     if recurring_only:
-        where.append("is_recurring")
-    if start:
-        where.append("date >= :start")
-        params["start"] = start
-    if end:
-        where.append("date <= :end")
-        params["end"] = end
-    if after is not None:
-        where.append("(date, id) < (:after_date, :after_id)")
-        params["after_date"], params["after_id"] = after
-    sql = (f"SELECT {_COLUMNS} FROM crm.donations WHERE {' AND '.join(where)} "
-           "ORDER BY date DESC, id DESC LIMIT :limit")
-    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+        where.add("is_recurring")
+    where.filter("date >= :start", start=start).filter("date <= :end", end=end).keyset("(date, id) <", after)
+    return await sql.every(conn, f"SELECT {DONATION_COLUMNS} FROM crm.donations WHERE {where} "
+                           "ORDER BY date DESC, id DESC LIMIT :limit", where.params, _donation)
 
 
-async def get(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM crm.donations WHERE organization_id = :org AND id = :id"),
-        {"org": org, "id": donation_id},
-    )).mappings().first()
-    return dict(row) if row else None
+async def get(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID) -> Donation | None:
+    return await sql.first(conn, f"SELECT {DONATION_COLUMNS} FROM crm.donations WHERE organization_id = :org "
+                           "AND id = :id", {"org": org, "id": donation_id}, _donation)
 
 
-async def donor_of(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID) -> uuid.UUID | None:
+async def donor_of(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID) -> uuid.UUID | None:
     """The gift's donor, unlocked (the caller locks the donor, then the gift, and checks again)."""
     return (await conn.execute(
         text("SELECT donor_id FROM crm.donations WHERE organization_id = :org AND id = :id"),
@@ -115,7 +165,7 @@ async def donor_of(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID
     )).scalar()
 
 
-async def lock_donors(conn: AsyncConnection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
+async def lock_donors(conn: Connection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
     """Lock donors (in id order, so two writers never deadlock) against a concurrent gift,
     merge or correction touching their totals: RecordDonation's FOR SHARE waits for this
     transaction. Returns donor id -> live (not deleted) for the donors that exist."""
@@ -127,26 +177,36 @@ async def lock_donors(conn: AsyncConnection, org: uuid.UUID, donor_ids: list[uui
     return {r["id"]: r["live"] for r in rows}
 
 
-async def get_for_update(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID) -> dict[str, Any] | None:
+async def touch(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID) -> Donation:
+    """A new version of the gift (its etag changes) after a change kept beside it (soft credits)."""
     row = (await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM crm.donations WHERE organization_id = :org AND id = :id FOR UPDATE"),
+        text("UPDATE crm.donations SET version = version + 1, updated_at = now() "
+             f"WHERE organization_id = :org AND id = :id RETURNING {DONATION_COLUMNS}"),
+        {"org": org, "id": donation_id},
+    )).mappings().one()
+    return Donation(*row)
+
+
+async def get_for_update(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID) -> Donation | None:
+    row = (await conn.execute(
+        text(f"SELECT {DONATION_COLUMNS} FROM crm.donations WHERE organization_id = :org AND id = :id FOR UPDATE"),
         {"org": org, "id": donation_id},
     )).mappings().first()
-    return dict(row) if row else None
+    return Donation(*row) if row else None
 
 
 CORRECTABLE = ("donor_id", "project_id", "amount", "currency", "date", "payment_method", "reference_number", "notes",
                "is_recurring", "recurring_frequency", "tax_deductible", "next_expected_date")
 
 
-async def update(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID, values: dict[str, Any]) -> dict:
+async def update(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID, values: dict[str, Any]) -> Donation:
     sets = ", ".join(f"{c} = :{c}" for c in CORRECTABLE)
     row = (await conn.execute(
         text(f"UPDATE crm.donations SET {sets}, version = version + 1, updated_at = now() "
-             f"WHERE organization_id = :org AND id = :id RETURNING {_COLUMNS}"),
+             f"WHERE organization_id = :org AND id = :id RETURNING {DONATION_COLUMNS}"),
         {"org": org, "id": donation_id, **{c: values[c] for c in CORRECTABLE}},
     )).mappings().one()
-    return dict(row)
+    return Donation(*row)
 
 
 # Every (donor, currency) given is summed again from its gifts, net of refunds, in one
@@ -177,7 +237,7 @@ _RECOMPUTE = text(
 )
 
 
-async def recompute_giving(conn: AsyncConnection, org: uuid.UUID, keys: list[tuple[uuid.UUID, str]]) -> None:
+async def recompute_giving(conn: Connection, org: uuid.UUID, keys: list[tuple[uuid.UUID, str]]) -> None:
     """The caller holds the donors' locks (lock_donors), so the sums see every committed gift."""
     await conn.execute(_RECOMPUTE, {"org": org, "donors": [k[0] for k in keys], "currencies": [k[1] for k in keys]})
 
@@ -185,9 +245,9 @@ async def recompute_giving(conn: AsyncConnection, org: uuid.UUID, keys: list[tup
 _REFUND_COLUMNS = "id, donation_id, amount, currency, reason, refund_date, created_at"
 
 
-async def insert_refund(conn: AsyncConnection, org: uuid.UUID, refund_id: uuid.UUID, donation_id: uuid.UUID,
+async def insert_refund(conn: Connection, org: uuid.UUID, refund_id: uuid.UUID, donation_id: uuid.UUID,
                         amount: Decimal, currency: str, reason: str, refund_date: date, request_id: str | None,
-                        actor: str | None) -> dict[str, Any] | None:
+                        actor: str | None) -> Refund | None:
     """The refund row, or None when request_id was used already."""
     row = (await conn.execute(
         text("INSERT INTO crm.donation_refunds (id, organization_id, donation_id, amount, currency, reason, "
@@ -197,33 +257,33 @@ async def insert_refund(conn: AsyncConnection, org: uuid.UUID, refund_id: uuid.U
         {"id": refund_id, "org": org, "donation": donation_id, "amount": amount, "currency": currency,
          "reason": reason, "refund_date": refund_date, "rid": request_id, "actor": actor},
     )).mappings().first()
-    return dict(row) if row else None
+    return Refund(**row) if row else None
 
 
-async def refund_by_request_id(conn: AsyncConnection, org: uuid.UUID, request_id: str) -> dict[str, Any] | None:
+async def refund_by_request_id(conn: Connection, org: uuid.UUID, request_id: str) -> Refund | None:
     row = (await conn.execute(
         text(f"SELECT {_REFUND_COLUMNS} FROM crm.donation_refunds WHERE organization_id = :org AND request_id = :rid"),
         {"org": org, "rid": request_id},
     )).mappings().first()
-    return dict(row) if row else None
+    return Refund(**row) if row else None
 
 
-async def add_refunded(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID, amount: Decimal) -> dict:
+async def add_refunded(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID, amount: Decimal) -> Donation:
     row = (await conn.execute(
         text("UPDATE crm.donations SET refunded_amount = refunded_amount + :amount, version = version + 1, "
-             f"updated_at = now() WHERE organization_id = :org AND id = :id RETURNING {_COLUMNS}"),
+             f"updated_at = now() WHERE organization_id = :org AND id = :id RETURNING {DONATION_COLUMNS}"),
         {"org": org, "id": donation_id, "amount": amount},
     )).mappings().one()
-    return dict(row)
+    return Donation(*row)
 
 
-async def refunds(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID) -> list[dict[str, Any]]:
+async def refunds(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID) -> list[Refund]:
     rows = (await conn.execute(
         text(f"SELECT {_REFUND_COLUMNS} FROM crm.donation_refunds WHERE organization_id = :org "
              "AND donation_id = :id ORDER BY created_at, id"),
         {"org": org, "id": donation_id},
     )).mappings().all()
-    return [dict(r) for r in rows]
+    return [Refund(**r) for r in rows]
 
 
 def _json(values: dict[str, Any]) -> str:
@@ -231,7 +291,7 @@ def _json(values: dict[str, Any]) -> str:
                        for k, v in values.items()})
 
 
-async def insert_revision(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID, changed: list[str],
+async def insert_revision(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID, changed: list[str],
                           before: dict[str, Any], after: dict[str, Any], reason: str, actor: str | None) -> int:
     """The next revision number of the gift (the caller holds the gift's lock)."""
     return (await conn.execute(
@@ -244,8 +304,8 @@ async def insert_revision(conn: AsyncConnection, org: uuid.UUID, donation_id: uu
     )).scalar()
 
 
-async def revisions_page(conn: AsyncConnection, org: uuid.UUID, donation_id: uuid.UUID, after: int | None,
-                         limit: int) -> list[dict[str, Any]]:
+async def revisions_page(conn: Connection, org: uuid.UUID, donation_id: uuid.UUID, after: int | None,
+                         limit: int) -> list[Revision]:
     rows = (await conn.execute(
         text("SELECT donation_id, revision, changed_fields, CAST(before AS text) AS before, "
              "CAST(after AS text) AS after, reason, actor_id, created_at FROM crm.donation_revisions "
@@ -253,67 +313,14 @@ async def revisions_page(conn: AsyncConnection, org: uuid.UUID, donation_id: uui
              "ORDER BY revision LIMIT :limit"),
         {"org": org, "id": donation_id, "after": after or 0, "limit": limit},
     )).mappings().all()
-    return [dict(r) for r in rows]
+    return [Revision(**r) for r in rows]
 
 
-async def lock_many(conn: AsyncConnection, org: uuid.UUID, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Lock the gifts (id order) and return those of this tenant."""
-    rows = (await conn.execute(
-        text("SELECT id FROM crm.donations WHERE organization_id = :org AND id = ANY(CAST(:ids AS uuid[])) "
-             "ORDER BY id FOR UPDATE"),
-        {"org": org, "ids": sorted(set(ids))},
-    )).scalars().all()
-    return set(rows)
-
-
-async def mark_receipts(conn: AsyncConnection, org: uuid.UUID, ids: list[uuid.UUID],
-                        send_time: datetime) -> tuple[list[dict[str, Any]], list[uuid.UUID]]:
-    """Mark the gifts not marked yet; returns every named gift as it is now, and the ids marked."""
-    marked = (await conn.execute(
-        text("UPDATE crm.donations SET receipt_sent = true, receipt_sent_date = :t, version = version + 1, "
-             "updated_at = now() WHERE organization_id = :org AND id = ANY(CAST(:ids AS uuid[])) "
-             "AND NOT receipt_sent RETURNING id"),
-        {"org": org, "ids": ids, "t": send_time},
-    )).scalars().all()
-    rows = (await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM crm.donations WHERE organization_id = :org "
-             "AND id = ANY(CAST(:ids AS uuid[])) ORDER BY date DESC, id DESC"),
-        {"org": org, "ids": ids},
-    )).mappings().all()
-    return [dict(r) for r in rows], list(marked)
-
-
-async def donor_exists(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID) -> bool:
-    return bool((await conn.execute(
-        text("SELECT 1 FROM crm.donors WHERE organization_id = :org AND id = :id"),
-        {"org": org, "id": donor_id},
-    )).scalar())
-
-
-# A donor's tax receipt for a year: deductible gifts that still count, net of refunds, per
-# currency; amounts travel as text so they stay exact.
-_RECEIPT = text(
-    """
-    SELECT currency, CAST(sum(amount - refunded_amount) AS text) AS total, count(*) AS gift_count,
-           json_agg(json_build_object('id', id, 'date', date, 'amount', CAST(amount - refunded_amount AS text),
-                                      'reference_number', reference_number, 'receipt_sent', receipt_sent)
-                    ORDER BY date, id) AS gifts
-    FROM crm.donations
-    WHERE organization_id = :org AND donor_id = :donor AND tax_deductible AND refunded_amount < amount
-      AND date >= :start AND date < :end
-    GROUP BY currency ORDER BY currency
-    """
-)
-
-
-async def receipt_summary(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID, year: int) -> list[dict]:
-    rows = (await conn.execute(
-        _RECEIPT, {"org": org, "donor": donor_id, "start": date(year, 1, 1), "end": date(year + 1, 1, 1)},
-    )).mappings().all()
-    out = []
-    for r in rows:
-        gifts = r["gifts"] if not isinstance(r["gifts"], str) else json.loads(r["gifts"])
-        out.append({"currency": r["currency"], "total": Decimal(r["total"]), "gift_count": r["gift_count"],
-                    "gifts": [{**g, "amount": Decimal(g["amount"]), "date": date.fromisoformat(g["date"])}
-                              for g in gifts]})
-    return out
+async def thank_you_contact(conn: Connection, org: uuid.UUID, donor_id: uuid.UUID) -> dict[str, Any]:
+    """The donor's address and names, and how many gifts they have made (this one included), for
+    the crm.donation.recorded event comms thanks from."""
+    row = await sql.first(
+        conn, "SELECT d.email, d.first_name, d.last_name, (SELECT COALESCE(sum(g.donation_count), 0) "
+              "FROM crm.donor_giving g WHERE g.organization_id = d.organization_id AND g.donor_id = d.id) AS gifts "
+              "FROM crm.donors d WHERE d.organization_id = :org AND d.id = :id", {"org": org, "id": donor_id})
+    return row or {"email": None, "first_name": "", "last_name": "", "gifts": 0}

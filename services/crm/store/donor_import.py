@@ -1,4 +1,4 @@
-"""crm's bulk donor SQL: the import's staged upsert and the export's cursor.
+"""crm's bulk donor SQL: the import's staged upsert and the export's pages.
 
 An import batch is COPYed (binary, asyncpg) into a temporary table that lives only as long as
 the batch's transaction, then merged into crm.donors by one INSERT ... SELECT ... ON CONFLICT
@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import operator
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import text
 
-from chassis.db import Connection, compile_sql
+from chassis.db import Connection
 from services.crm.domain.donors import DonorFields
-from services.crm.store.donors import _COLUMNS, _GIVING, _WRITE_COLUMNS, _row, live_donors_where
+from services.crm.store.donors import DONOR_COLUMNS, GIVING_COLUMN, WRITE_COLUMNS, Donor, live_donors_where, to_donor
 
 _STAGE = "donor_import_stage"
-_COLS = ", ".join(_WRITE_COLUMNS)
+_COLS = ", ".join(WRITE_COLUMNS)
 # Shaped like crm.donors' writable columns, whatever they are; gone when the transaction ends.
 _STAGE_DDL = f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS SELECT {_COLS} FROM crm.donors WITH NO DATA"
 _UPSERTS: dict[frozenset[str] | None, str] = {}
@@ -35,7 +35,7 @@ def _upsert_sql(update: frozenset[str] | None) -> str:
         # A known donor keeps its journey stage: after creation a stage moves only along the
         # journey (JourneyService.MoveDonorStage); an import sets it only where there is none.
         sets = [f"{c} = COALESCE(d.{c}, EXCLUDED.{c})" if c == "journey_stage" else f"{c} = EXCLUDED.{c}"
-                for c in _WRITE_COLUMNS if c != "external_id" and (update is None or c in update)]
+                for c in WRITE_COLUMNS if c != "external_id" and (update is None or c in update)]
         sql = _UPSERTS[update] = (
             f"INSERT INTO crm.donors AS d (id, organization_id, {_COLS}) "
             f"SELECT gen_random_uuid(), $1::uuid, {_COLS} FROM pg_temp.{_STAGE} "
@@ -46,13 +46,13 @@ def _upsert_sql(update: frozenset[str] | None) -> str:
     return sql
 
 
-_VALUES = operator.attrgetter(*_WRITE_COLUMNS)
-_CUSTOM = _WRITE_COLUMNS.index("custom_fields")
-_TAGS = _WRITE_COLUMNS.index("tags")
+_VALUES = operator.attrgetter(*WRITE_COLUMNS)
+_CUSTOM = WRITE_COLUMNS.index("custom_fields")
+_TAGS = WRITE_COLUMNS.index("tags")
 
 
 def record(f: DonorFields) -> list:
-    """A validated donor as a staging row (the order of _WRITE_COLUMNS)."""
+    """A validated donor as a staging row (the order of WRITE_COLUMNS)."""
     values = list(_VALUES(f))
     values[_CUSTOM] = json.dumps(f.custom_fields) if f.custom_fields else "{}"
     values[_TAGS] = list(f.tags or [])
@@ -70,27 +70,21 @@ async def upsert(conn: Connection, org: uuid.UUID, records: Sequence[tuple],
     stage must exist in this transaction (create_stage); it is emptied first."""
     raw = conn.raw
     await raw.execute(f"DELETE FROM pg_temp.{_STAGE}")  # empty but for the row-by-row retry
-    await raw.copy_records_to_table(_STAGE, records=records, columns=_WRITE_COLUMNS, schema_name="pg_temp")
+    await raw.copy_records_to_table(_STAGE, records=records, columns=WRITE_COLUMNS, schema_name="pg_temp")
     rows = await raw.fetch(_upsert_sql(update), org)
     return [(r[0], r[1]) for r in rows]
 
 
-async def export_rows(conn: Connection, org: uuid.UUID, *, journey_stage: str | None, tag: str | None,
-                      with_giving: bool, chunk: int) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every live donor of `org`, oldest first, `chunk` at a time, through one server-side
-    cursor: one statement, so one snapshot, whatever the transaction's isolation."""
+async def export_page(conn: Connection, org: uuid.UUID, *, journey_stage: str | None, tag: str | None,
+                      with_giving: bool, after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[Donor]:
+    """One page of `org`'s live donors, oldest first, after the (created_at, id) `after`: an
+    export reads page by page, each in a short transaction of its own."""
     where, params = live_donors_where(org, journey_stage=journey_stage, tag=tag)
-    giving = f", {_GIVING}" if with_giving else ""
-    sql, names = compile_sql(text(f"SELECT {_COLUMNS}{giving} FROM crm.donors d WHERE {' AND '.join(where)} "
-                                  "ORDER BY d.created_at, d.id"))
-    await conn.raw.execute("SET TRANSACTION READ ONLY")
-    # asyncpg's cursor wants its own transaction object; DECLARE and FETCH do the same. The
-    # cursor's name says its row shape (asyncpg caches the FETCH's description by its text).
-    name = "donor_export_giving" if with_giving else "donor_export"
-    await conn.raw.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", *(params[n] for n in names))
-    fetch = f"FETCH FORWARD {int(chunk)} FROM {name}"
-    while True:
-        rows = await conn.raw.fetch(fetch)
-        if not rows:
-            return
-        yield [_row(r) for r in rows]
+    if after is not None:
+        where.append("(d.created_at, d.id) > (:after_created, :after_id)")
+        params["after_created"], params["after_id"] = after
+    params["limit"] = limit
+    giving = f", {GIVING_COLUMN}" if with_giving else ""
+    sql = (f"SELECT {DONOR_COLUMNS}{giving} FROM crm.donors d WHERE {' AND '.join(where)} "
+           "ORDER BY d.created_at, d.id LIMIT :limit")
+    return [to_donor(r) for r in (await conn.execute(text(sql), params)).mappings().all()]

@@ -5,29 +5,51 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from dataclasses import dataclass, fields
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.crm.store.donors import _COLUMNS as _DONOR_COLUMNS
-from services.crm.store.donors import _GIVING
-from services.crm.store.donors import _row as _donor_row
+from chassis import sql
+from chassis.db import Connection
+from chassis.sql import Where, json_object
+from services.crm.store.donors import DONOR_COLUMNS, GIVING_COLUMN, Donor, to_donor
 
 _COLUMNS = ("l.id, l.organization_id, l.name, l.description, l.type, l.filters, l.donor_count, l.version, "
             "l.created_at, l.updated_at, l.deleted_at")
 
 
-def _row(m: Any) -> dict[str, Any]:
-    row = dict(m)
-    if isinstance(row.get("filters"), str):
-        row["filters"] = json.loads(row["filters"])
+@dataclass(slots=True)
+class DonorList:
+    """A stored donor list. `filters` is a dynamic list's stored filter document ({} for a static
+    list); `donor_count` is kept by trigger for a static list, counted on read for a dynamic one."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str | None
+    type: str
+    filters: dict[str, Any]
+    donor_count: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+# Built by position: the list's _COLUMNS are a DonorList's fields, in order.
+assert [c.removeprefix("l.") for c in _COLUMNS.split(", ")] == [f.name for f in fields(DonorList)]
+
+
+def _row(m: Any) -> DonorList:
+    row = DonorList(*m)
+    row.filters = json_object(row.filters)
     return row
 
 
-async def insert(conn: AsyncConnection, org: uuid.UUID, list_id: uuid.UUID, values: dict[str, Any],
+async def insert(conn: Connection, org: uuid.UUID, list_id: uuid.UUID, values: dict[str, Any],
                  request_id: str | None, created_by: uuid.UUID | None) -> bool:
     """False when request_id was used already (the caller reads that list)."""
     result = await conn.execute(
@@ -40,60 +62,38 @@ async def insert(conn: AsyncConnection, org: uuid.UUID, list_id: uuid.UUID, valu
     return result.rowcount == 1
 
 
-async def id_by_request_id(conn: AsyncConnection, org: uuid.UUID, request_id: str) -> uuid.UUID | None:
-    return (await conn.execute(
-        text("SELECT id FROM crm.donor_lists WHERE organization_id = :org AND create_request_id = :rid"),
-        {"org": org, "rid": request_id},
-    )).scalar()
+async def id_by_request_id(conn: Connection, org: uuid.UUID, request_id: str) -> uuid.UUID | None:
+    return await sql.id_by_request_id(conn, "crm.donor_lists", org, request_id)
 
 
-async def get(conn: AsyncConnection, org: uuid.UUID, list_id: uuid.UUID, *, include_deleted: bool = False,
-              for_update: bool = False) -> dict[str, Any] | None:
-    live = "" if include_deleted else " AND l.deleted_at IS NULL"
-    lock = " FOR UPDATE" if for_update else ""
-    row = (await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM crm.donor_lists l WHERE l.organization_id = :org AND l.id = :id{live}{lock}"),
-        {"org": org, "id": list_id},
-    )).mappings().first()
-    return _row(row) if row else None
+async def get(conn: Connection, org: uuid.UUID, list_id: uuid.UUID, *, include_deleted: bool = False,
+              for_update: bool = False) -> DonorList | None:
+    return await sql.by_id(conn, f"SELECT {_COLUMNS} FROM crm.donor_lists l", org, list_id, _row, alias="l",
+                           live=not include_deleted, for_update=for_update)
 
 
-async def update(conn: AsyncConnection, org: uuid.UUID, list_id: uuid.UUID, values: dict[str, Any]) -> None:
-    await conn.execute(
-        text("UPDATE crm.donor_lists SET name = :name, description = :description, "
-             "filters = CAST(:filters AS jsonb), version = version + 1, updated_at = now() "
-             "WHERE organization_id = :org AND id = :id"),
-        {"org": org, "id": list_id, "name": values["name"], "description": values["description"],
-         "filters": json.dumps(values["filters"])},
-    )
+async def update(conn: Connection, org: uuid.UUID, list_id: uuid.UUID, values: dict[str, Any]) -> None:
+    await sql.update_row(conn, "crm.donor_lists", org, list_id, {
+        "name": values["name"], "description": values["description"], "filters": json.dumps(values["filters"])},
+        casts={"filters": "jsonb"})
 
 
-async def soft_delete(conn: AsyncConnection, org: uuid.UUID, list_id: uuid.UUID) -> None:
-    await conn.execute(
-        text("UPDATE crm.donor_lists SET deleted_at = now(), updated_at = now(), version = version + 1 "
-             "WHERE organization_id = :org AND id = :id"),
-        {"org": org, "id": list_id},
-    )
+async def soft_delete(conn: Connection, org: uuid.UUID, list_id: uuid.UUID) -> None:
+    await sql.soft_delete(conn, "crm.donor_lists", org, list_id)
 
 
-async def page(conn: AsyncConnection, org: uuid.UUID, *, after: list | None, limit: int) -> list[dict[str, Any]]:
+async def page(conn: Connection, org: uuid.UUID, *, after: list | None, limit: int) -> list[DonorList]:
     """Newest first, keyset on (created_at, id); limit+1 to see if more follow."""
-    where = ["l.organization_id = :org", "l.deleted_at IS NULL"]
-    params: dict[str, Any] = {"org": org, "limit": limit}
-    if after is not None:
-        where.append("(l.created_at, l.id) < (:after_time, :after_id)")
-        params["after_time"], params["after_id"] = after
-    rows = (await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM crm.donor_lists l WHERE {' AND '.join(where)} "
-             "ORDER BY l.created_at DESC, l.id DESC LIMIT :limit"), params,
-    )).mappings().all()
-    return [_row(r) for r in rows]
+    where = Where("l.organization_id = :org", "l.deleted_at IS NULL", org=org, limit=limit)
+    where.keyset("(l.created_at, l.id) <", after)
+    return await sql.every(conn, f"SELECT {_COLUMNS} FROM crm.donor_lists l WHERE {where} "
+                           "ORDER BY l.created_at DESC, l.id DESC LIMIT :limit", where.params, _row)
 
 
 # -- members ---------------------------------------------------------------------------------------
 
 
-async def existing_donors(conn: AsyncConnection, org: uuid.UUID, donor_ids: list[uuid.UUID], *,
+async def existing_donors(conn: Connection, org: uuid.UUID, donor_ids: list[uuid.UUID], *,
                           live_only: bool) -> set[uuid.UUID]:
     """Which of donor_ids are the organization's donors (live ones only, when asked), share-locked
     so a donor does not disappear before the membership is written."""
@@ -105,7 +105,7 @@ async def existing_donors(conn: AsyncConnection, org: uuid.UUID, donor_ids: list
     return set(rows)
 
 
-async def add_members(conn: AsyncConnection, org: uuid.UUID, list_id: uuid.UUID, donor_ids: list[uuid.UUID],
+async def add_members(conn: Connection, org: uuid.UUID, list_id: uuid.UUID, donor_ids: list[uuid.UUID],
                       added_by: uuid.UUID | None) -> int:
     """Insert the memberships not there yet (donor_count follows by trigger); how many were new."""
     result = await conn.execute(
@@ -117,7 +117,7 @@ async def add_members(conn: AsyncConnection, org: uuid.UUID, list_id: uuid.UUID,
     return result.rowcount
 
 
-async def remove_members(conn: AsyncConnection, org: uuid.UUID, list_id: uuid.UUID,
+async def remove_members(conn: Connection, org: uuid.UUID, list_id: uuid.UUID,
                          donor_ids: list[uuid.UUID]) -> int:
     result = await conn.execute(
         text("DELETE FROM crm.donor_list_members WHERE organization_id = :org AND list_id = :list "
@@ -158,33 +158,28 @@ def _filter_where(filters: dict[str, Any], params: dict[str, Any]) -> list[str]:
     return where
 
 
-def _members_source(lst: dict[str, Any], params: dict[str, Any]) -> tuple[str, list[str]]:
+def _members_source(lst: DonorList, params: dict[str, Any]) -> tuple[str, list[str]]:
     """FROM clause and conditions selecting the list's live donors."""
     where = ["d.organization_id = :org", "d.deleted_at IS NULL"]
-    if lst["type"] == "dynamic":
-        return "crm.donors d", where + _filter_where(lst["filters"] or {}, params)
-    params["list"] = lst["id"]
+    if lst.type == "dynamic":
+        return "crm.donors d", where + _filter_where(lst.filters or {}, params)
+    params["list"] = lst.id
     return ("crm.donor_list_members m JOIN crm.donors d ON d.organization_id = m.organization_id "
             "AND d.id = m.donor_id", [*where, "m.list_id = :list"])
 
 
-async def count_matching(conn: AsyncConnection, org: uuid.UUID, lst: dict[str, Any]) -> int:
+async def count_matching(conn: Connection, org: uuid.UUID, lst: DonorList) -> int:
     params: dict[str, Any] = {"org": org}
     source, where = _members_source(lst, params)
     return (await conn.execute(text(f"SELECT count(*) FROM {source} WHERE {' AND '.join(where)}"),
                                params)).scalar()
 
 
-async def member_page(conn: AsyncConnection, org: uuid.UUID, lst: dict[str, Any], *, after: list | None,
-                      limit: int) -> list[dict[str, Any]]:
+async def member_page(conn: Connection, org: uuid.UUID, lst: DonorList, *, after: list | None,
+                      limit: int) -> list[Donor]:
     """The list's live donors, newest first, keyset on (created_at, id); limit+1 to see if more follow."""
     params: dict[str, Any] = {"org": org, "limit": limit}
-    source, where = _members_source(lst, params)
-    if after is not None:
-        where.append("(d.created_at, d.id) < (:after_time, :after_id)")
-        params["after_time"], params["after_id"] = after
-    rows = (await conn.execute(
-        text(f"SELECT {_DONOR_COLUMNS}, {_GIVING} FROM {source} WHERE {' AND '.join(where)} "
-             "ORDER BY d.created_at DESC, d.id DESC LIMIT :limit"), params,
-    )).mappings().all()
-    return [_donor_row(r) for r in rows]
+    source, conditions = _members_source(lst, params)
+    where = Where(*conditions, **params).keyset("(d.created_at, d.id) <", after)
+    return await sql.every(conn, f"SELECT {DONOR_COLUMNS}, {GIVING_COLUMN} FROM {source} WHERE {where} "
+                           "ORDER BY d.created_at DESC, d.id DESC LIMIT :limit", where.params, to_donor)

@@ -10,52 +10,76 @@ the trigram operators can use the GIN indexes.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chassis.db import Connection
 from services.crm.domain import donor_matching as rules
-from services.crm.store.donors import _COLUMNS, _GIVING, _row
+from services.crm.store.donors import DONOR_COLUMNS, GIVING_COLUMN, Donor, to_donor
 
 _SET_WORD_THRESHOLD = text("SELECT set_config('pg_trgm.word_similarity_threshold', CAST(:t AS text), true)")
 _SET_THRESHOLD = text("SELECT set_config('pg_trgm.similarity_threshold', CAST(:t AS text), true)")
 
 
-def search_sql(*, phone: bool, paged: bool) -> str:
-    """The search statement: live donors whose search text word-resembles :q (or, with phone,
-    whose phone digits hold :digits), each with its score, best first; keyset on (score desc,
-    id desc) when paged. The trigram condition alone can use donors_search_trgm under
-    row-level security (its operator is marked leakproof by chassis.migrate); LIKE is not
-    leakproof, so a phone query reads the organization's donors."""
-    match = "crm.immutable_unaccent(lower(:q)) <% d.search_text"
-    if phone:
-        match = f"({match} OR d.phone_digits LIKE CAST(:digits AS text))"
-    after = "WHERE (s.score, s.id) < (CAST(:after_score AS double precision), :after_id)" if paged else ""
+class ScoredPair(NamedTuple):
+    """Two live donors that are probably one person: a, its likely duplicate b, and why."""
+
+    a_id: uuid.UUID
+    b_id: uuid.UUID
+    same_email: bool
+    same_phone: bool
+    similar_name: bool
+    score: float
+
+
+# The search order: best score first; equal scores by last name, first name, creation time and
+# id, so a search answers the same order every time. A page token holds the last row's key.
+SEARCH_ORDER = "s.score DESC, d.last_name, d.first_name, d.created_at, d.id"
+SEARCH_KEY_PARSERS = (float, str, str, datetime.fromisoformat, uuid.UUID)
+
+
+def search_key(row: Donor) -> tuple:
+    """A search hit's keyset (see SEARCH_ORDER)."""
+    return row.score, row.last_name, row.first_name, row.created_at, row.id
+
+
+def search_sql(*, paged: bool) -> str:
+    """The search statement: live donors whose search text word-resembles :q (or, with :digits,
+    whose phone digits hold them), each with its score, in SEARCH_ORDER; keyset after the row
+    key (score, last name, first name, creation time, id) when paged.
+
+    The matching is crm.search_donor_ids (migration 0016): under row-level security no index
+    could serve `<%` or LIKE (neither is leakproof), so that function runs as the table's owner,
+    filters by the caller's tenant (app.tenant_id) itself, and reads the trigram indexes that
+    lead with organization_id. It returns ids and scores; the donors are read here, under
+    row-level security as always."""
+    # -score ascending is score descending, so one row comparison holds the whole order.
+    after = ("WHERE (-s.score, d.last_name, d.first_name, d.created_at, d.id) > "
+             "(-CAST(:after_score AS double precision), :after_last, :after_first, :after_created, :after_id)"
+             if paged else "")
     return f"""
-        SELECT {_COLUMNS}, {_GIVING}, s.score FROM (
-          SELECT d.id, CAST(GREATEST(
-              word_similarity(crm.immutable_unaccent(lower(:q)), d.search_text),
-              CASE WHEN d.phone_digits LIKE CAST(:digits AS text) THEN 1 ELSE 0 END) AS double precision) AS score
-          FROM crm.donors d
-          WHERE d.organization_id = :org AND d.deleted_at IS NULL AND {match}
-        ) s JOIN crm.donors d ON d.id = s.id
+        SELECT {DONOR_COLUMNS}, {GIVING_COLUMN}, s.score
+        FROM crm.search_donor_ids(CAST(:q AS text), CAST(:digits AS text)) s
+        JOIN crm.donors d ON d.id = s.id AND d.organization_id = :org AND d.deleted_at IS NULL
         {after}
-        ORDER BY s.score DESC, s.id DESC LIMIT :limit
+        ORDER BY {SEARCH_ORDER} LIMIT :limit
     """
 
 
-async def search(conn: AsyncConnection, org: uuid.UUID, *, query: str, digits: str, threshold: float,
-                 after: list | None, limit: int) -> list[dict[str, Any]]:
-    """Live donors whose names or email resemble `query` (or whose phone holds `digits`), best
-    first; keyset on (score desc, id desc). Each row carries its score."""
+async def search(conn: Connection, org: uuid.UUID, *, query: str, digits: str, threshold: float,
+                 after: list | None, limit: int) -> list[Donor]:
+    """Live donors whose names or email resemble `query` (or whose phone holds `digits`), in
+    SEARCH_ORDER; `after` is a search_key. Each row carries its score."""
     await conn.execute(_SET_WORD_THRESHOLD, {"t": str(threshold)})
     params: dict[str, Any] = {"org": org, "q": query, "digits": f"%{digits}%" if digits else None,
                               "limit": limit}
     if after is not None:
-        params["after_score"], params["after_id"] = after
-    sql = search_sql(phone=bool(digits), paged=after is not None)
-    return [_row(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+        (params["after_score"], params["after_last"], params["after_first"], params["after_created"],
+         params["after_id"]) = after
+    sql = search_sql(paged=after is not None)
+    return [to_donor(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
 
 
 # Candidate pairs are found through equalities of stored blocking keys only (generated
@@ -128,7 +152,7 @@ def _pairs_sql(ids: str) -> str:
     """
 
 
-async def _with_rules(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+async def _with_rules(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
     await conn.execute(_SET_THRESHOLD, {"t": str(rules.NAME_SIMILARITY_THRESHOLD)})
     return {**params, "t": rules.NAME_SIMILARITY_THRESHOLD, "we": rules.EMAIL_WEIGHT, "wp": rules.PHONE_WEIGHT}
 
@@ -142,8 +166,8 @@ def _after(after: list | None, params: dict[str, Any], score: str, a: str, b: st
             f"double precision) OR ({a}, {b}) > (:after_a, :after_b))")
 
 
-async def duplicates_of(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID, *, after: list | None,
-                        limit: int) -> list[dict[str, Any]]:
+async def duplicates_of(conn: Connection, org: uuid.UUID, donor_id: uuid.UUID, *, after: list | None,
+                        limit: int) -> list[ScoredPair]:
     """The live duplicates b of one donor a (a_id is always donor_id), computed now, likeliest
     first; keyset on (score desc, a_id, b_id)."""
     params = await _with_rules(conn, {"org": org, "ids": [donor_id], "limit": limit})
@@ -153,11 +177,11 @@ async def duplicates_of(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UU
         WHERE true {after_sql}
         ORDER BY score DESC, a_id, b_id LIMIT :limit
     """
-    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+    return [ScoredPair(**r) for r in (await conn.execute(text(sql), params)).mappings().all()]
 
 
-async def candidate_page(conn: AsyncConnection, org: uuid.UUID, *, after: list | None,
-                         limit: int) -> list[dict[str, Any]]:
+async def candidate_page(conn: Connection, org: uuid.UUID, *, after: list | None,
+                         limit: int) -> list[ScoredPair]:
     """One page of the organization's precomputed pairs (a_id < b_id), likeliest first; keyset
     on (score desc, a_id, b_id). A pair whose donor is no longer live is skipped (the writes
     that end a donor drop its pairs; this is a guard)."""
@@ -171,10 +195,10 @@ async def candidate_page(conn: AsyncConnection, org: uuid.UUID, *, after: list |
           AND EXISTS (SELECT 1 FROM crm.donors d WHERE d.id = c.duplicate_id AND d.deleted_at IS NULL)
         ORDER BY c.score DESC, c.donor_id, c.duplicate_id LIMIT :limit
     """
-    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+    return [ScoredPair(**r) for r in (await conn.execute(text(sql), params)).mappings().all()]
 
 
-async def forget_candidates(conn: AsyncConnection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> int:
+async def forget_candidates(conn: Connection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> int:
     """Drop every precomputed pair that involves one of these donors."""
     result = await conn.execute(
         text("DELETE FROM crm.duplicate_candidates WHERE organization_id = :org "
@@ -189,7 +213,7 @@ _STALE_ROWS = 1000
 _STALE_FRACTION = 0.2
 
 
-async def refresh_statistics_if_stale(conn: AsyncConnection) -> bool:
+async def refresh_statistics_if_stale(conn: Connection) -> bool:
     """ANALYZE crm.donors (through crm.refresh_donor_statistics, migration 0015) when many of
     its rows changed since its statistics were taken; True when it did."""
     row = (await conn.execute(text(
@@ -202,7 +226,7 @@ async def refresh_statistics_if_stale(conn: AsyncConnection) -> bool:
     return True
 
 
-async def refresh_candidates(conn: AsyncConnection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> int:
+async def refresh_candidates(conn: Connection, org: uuid.UUID, donor_ids: list[uuid.UUID]) -> int:
     """Recompute the precomputed pairs of these donors from their current rows: their old pairs
     go, the pairs of those still live come (index nested loops from each donor; set-based for
     a batch). Returns how many pairs they now have."""
@@ -222,29 +246,30 @@ async def refresh_candidates(conn: AsyncConnection, org: uuid.UUID, donor_ids: l
     return result.rowcount
 
 
-async def donors_by_ids(conn: AsyncConnection, org: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+async def donors_by_ids(conn: Connection, org: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Donor]:
+    return await _by_ids(conn, org, ids, GIVING_COLUMN, "")
+
+
+async def _by_ids(conn: Connection, org: uuid.UUID, ids: list[uuid.UUID], more: str, tail: str,
+                  ) -> dict[uuid.UUID, Donor]:
+    """The donors of `ids` with DONOR_COLUMNS and `more`, by id; `tail` orders and locks."""
     rows = (await conn.execute(
-        text(f"SELECT {_COLUMNS}, {_GIVING} FROM crm.donors d WHERE d.organization_id = :org AND d.id = ANY(:ids)"),
+        f"SELECT {DONOR_COLUMNS}, {more} FROM crm.donors d WHERE d.organization_id = :org AND d.id = ANY(:ids){tail}",
         {"org": org, "ids": ids},
-    )).mappings().all()
-    return {r["id"]: _row(r) for r in rows}
+    )).all()
+    return {r["id"]: to_donor(r) for r in rows}
 
 
 # -- merge ---------------------------------------------------------------------------------
 
 
-async def lock_any(conn: AsyncConnection, org: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+async def lock_any(conn: Connection, org: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Donor]:
     """The donors (deleted or not, with merged_into_id), locked in id order (no deadlock between
     two merges of the same pair)."""
-    rows = (await conn.execute(
-        text(f"SELECT {_COLUMNS}, d.merged_into_id FROM crm.donors d "
-             "WHERE d.organization_id = :org AND d.id = ANY(:ids) ORDER BY d.id FOR UPDATE"),
-        {"org": org, "ids": ids},
-    )).mappings().all()
-    return {r["id"]: _row(r) for r in rows}
+    return await _by_ids(conn, org, ids, "d.merged_into_id", " ORDER BY d.id FOR UPDATE")
 
 
-async def merged_into(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID) -> uuid.UUID | None:
+async def merged_into(conn: Connection, org: uuid.UUID, donor_id: uuid.UUID) -> uuid.UUID | None:
     """The survivor a merged donor was folded into (merges keep this one hop deep), else None."""
     return (await conn.execute(
         text("SELECT merged_into_id FROM crm.donors WHERE organization_id = :org AND id = :id"),
@@ -252,7 +277,7 @@ async def merged_into(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID
     )).scalar()
 
 
-async def move_donations(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> int:
+async def move_donations(conn: Connection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> int:
     result = await conn.execute(
         text("UPDATE crm.donations SET donor_id = :s, updated_at = now() "
              "WHERE organization_id = :org AND donor_id = :m"),
@@ -271,7 +296,7 @@ DONOR_REFERENCES: tuple[tuple[str, str | None], ...] = (
 )
 
 
-async def move_references(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID,
+async def move_references(conn: Connection, org: uuid.UUID, survivor: uuid.UUID,
                           merged: uuid.UUID) -> dict[str, int]:
     """Point the merged donor's rows in DONOR_REFERENCES at the survivor; a membership the
     survivor already has is dropped rather than duplicated. Tables that do not exist are skipped."""
@@ -302,7 +327,7 @@ async def move_references(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.
     return moved
 
 
-async def recompute_giving(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
+async def recompute_giving(conn: Connection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> None:
     """Both donors' per-currency totals go; the survivor's are summed again from its gifts, net
     of refunds (a fully refunded gift counts in no total, count or date)."""
     params = {"org": org, "s": survivor, "m": merged}
@@ -318,7 +343,7 @@ async def recompute_giving(conn: AsyncConnection, org: uuid.UUID, survivor: uuid
         params)
 
 
-async def mark_merged(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> dict:
+async def mark_merged(conn: Connection, org: uuid.UUID, survivor: uuid.UUID, merged: uuid.UUID) -> Donor:
     """Soft-delete the merged donor pointing at the survivor; donors merged into it before now
     point at the survivor too (one hop); the survivor's version moves on. Returns the survivor."""
     params = {"org": org, "s": survivor, "m": merged}
@@ -330,6 +355,6 @@ async def mark_merged(conn: AsyncConnection, org: uuid.UUID, survivor: uuid.UUID
              "WHERE organization_id = :org AND merged_into_id = :m"), params)
     row = (await conn.execute(
         text("UPDATE crm.donors AS d SET version = version + 1, updated_at = now() "
-             f"WHERE d.organization_id = :org AND d.id = :s RETURNING {_COLUMNS}, {_GIVING}"), params,
+             f"WHERE d.organization_id = :org AND d.id = :s RETURNING {DONOR_COLUMNS}, {GIVING_COLUMN}"), params,
     )).mappings().one()
-    return _row(row)
+    return to_donor(row)

@@ -9,10 +9,77 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chassis.db import Connection
+from chassis.sql import exists
+
+
+class DonorGiving(NamedTuple):
+    """One donor's giving in one currency: the lifetime total and count, the largest, first and
+    last gift (amount and date; None without gifts)."""
+
+    donor_id: uuid.UUID
+    lifetime_total: Decimal
+    gift_count: int
+    largest_amount: Decimal | None
+    largest_date: date | None
+    first_amount: Decimal | None
+    first_date: date | None
+    last_amount: Decimal | None
+    last_date: date | None
+
+
+class PeriodFigures(NamedTuple):
+    """One calendar period's giving, and its donors retained from the period before."""
+
+    period_start: date
+    period_end: date
+    total: Decimal
+    gift_count: int
+    donor_count: int
+    previous_donor_count: int
+    retained_donor_count: int
+
+
+class YearTotal(NamedTuple):
+    year: int
+    total: Decimal
+    gift_count: int
+
+
+class LybuntDonor(NamedTuple):
+    """A donor who gave last year but not this year."""
+
+    donor_id: uuid.UUID
+    last_year_total: Decimal
+    last_gift_date: date
+
+
+class SybuntDonor(NamedTuple):
+    """A donor who gave some year before this one but not this year."""
+
+    donor_id: uuid.UUID
+    lifetime_total: Decimal
+    last_gift_date: date
+
+
+class DonorRfm(NamedTuple):
+    """A donor's recency, frequency and monetary figures and their quintiles (1-5); `score`
+    is the three digits together, such as "545"."""
+
+    donor_id: uuid.UUID
+    recency_days: int
+    frequency: int
+    monetary: Decimal
+    recency_score: int
+    frequency_score: int
+    monetary_score: int
+    score: str
+
 
 # A gift that still counts (not fully refunded), and what it counts for.
 _COUNTS = "d.refunded_amount < d.amount"
@@ -20,11 +87,8 @@ _NET = "(d.amount - d.refunded_amount)"
 _LIVE = "JOIN crm.donors r ON r.organization_id = d.organization_id AND r.id = d.donor_id AND r.deleted_at IS NULL"
 
 
-async def donor_exists(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID) -> bool:
-    return bool((await conn.execute(
-        text("SELECT 1 FROM crm.donors WHERE organization_id = :org AND id = :id AND deleted_at IS NULL"),
-        {"org": org, "id": donor_id},
-    )).scalar())
+async def donor_exists(conn: Connection, org: uuid.UUID, donor_id: uuid.UUID) -> bool:
+    return await exists(conn, "crm.donors", org, donor_id, live=True)
 
 
 _DONOR_GIVING = text(
@@ -56,11 +120,11 @@ _DONOR_YEARS = text(
 )
 
 
-async def donor_giving(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID,
-                       cur: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def donor_giving(conn: Connection, org: uuid.UUID, donor_id: uuid.UUID,
+                       cur: str) -> tuple[DonorGiving, list[YearTotal]]:
     params = {"org": org, "donor": donor_id, "cur": cur}
-    head = dict((await conn.execute(_DONOR_GIVING, params)).mappings().one())
-    years = [dict(r) for r in (await conn.execute(_DONOR_YEARS, params)).mappings().all()]
+    head = DonorGiving(donor_id, **(await conn.execute(_DONOR_GIVING, params)).mappings().one())
+    years = [YearTotal(**r) for r in (await conn.execute(_DONOR_YEARS, params)).mappings().all()]
     return head, years
 
 
@@ -72,55 +136,46 @@ def _keyset(after: list | None, params: dict[str, Any], key: str) -> str:
     return f"WHERE ({key} < :after_amount OR ({key} = :after_amount AND donor_id > :after_id))"
 
 
-async def lybunt(conn: AsyncConnection, org: uuid.UUID, year: int, cur: str, after: list | None,
-                 limit: int) -> list[dict[str, Any]]:
-    params: dict[str, Any] = {"org": org, "cur": cur, "limit": limit, "last_start": date(year - 1, 1, 1),
-                              "this_start": date(year, 1, 1), "next_start": date(year + 1, 1, 1)}
+async def lybunt(conn: Connection, org: uuid.UUID, year: int, cur: str, after: list | None,
+                 limit: int) -> list[LybuntDonor]:
+    """Donors who gave last year (their total then) but not this year."""
+    return await _lapsed(conn, org, year, cur, after, limit, "last_year_total", date(year - 1, 1, 1), LybuntDonor)
+
+
+async def sybunt(conn: Connection, org: uuid.UUID, year: int, cur: str, after: list | None,
+                 limit: int) -> list[SybuntDonor]:
+    """Donors who gave in some year before (their lifetime total then) but not this year."""
+    return await _lapsed(conn, org, year, cur, after, limit, "lifetime_total", None, SybuntDonor)
+
+
+async def _lapsed(conn: Connection, org: uuid.UUID, year: int, cur: str, after: list | None, limit: int,
+                  total: str, since: date | None, record: type) -> list:
+    """Donors with gifts since `since` (ever, when None) before this year and none in it, by
+    what they gave before this year (`total`), largest first."""
+    params: dict[str, Any] = {"org": org, "cur": cur, "limit": limit, "this_start": date(year, 1, 1),
+                              "next_start": date(year + 1, 1, 1), "since": since}
     sql = f"""
     WITH per AS (
       SELECT d.donor_id,
-             sum({_NET}) FILTER (WHERE d.date < :this_start) AS last_year_total,
+             sum({_NET}) FILTER (WHERE d.date < :this_start) AS {total},
              max(d.date) FILTER (WHERE d.date < :this_start) AS last_gift_date,
              count(*) FILTER (WHERE d.date >= :this_start) AS this_year_count
       FROM crm.donations d {_LIVE}
       WHERE d.organization_id = :org AND d.currency = :cur AND {_COUNTS}
-        AND d.date >= :last_start AND d.date < :next_start
+        {"" if since is None else "AND d.date >= :since"} AND d.date < :next_start
       GROUP BY d.donor_id
     ), lapsed AS (
-      SELECT donor_id, last_year_total, last_gift_date FROM per
-      WHERE last_year_total IS NOT NULL AND this_year_count = 0
+      SELECT donor_id, {total}, last_gift_date FROM per
+      WHERE {total} IS NOT NULL AND this_year_count = 0
     )
-    SELECT * FROM lapsed {_keyset(after, params, "last_year_total")}
-    ORDER BY last_year_total DESC, donor_id LIMIT :limit
+    SELECT * FROM lapsed {_keyset(after, params, total)}
+    ORDER BY {total} DESC, donor_id LIMIT :limit
     """
-    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+    return [record(**r) for r in (await conn.execute(text(sql), params)).mappings().all()]
 
 
-async def sybunt(conn: AsyncConnection, org: uuid.UUID, year: int, cur: str, after: list | None,
-                 limit: int) -> list[dict[str, Any]]:
-    params: dict[str, Any] = {"org": org, "cur": cur, "limit": limit, "this_start": date(year, 1, 1),
-                              "next_start": date(year + 1, 1, 1)}
-    sql = f"""
-    WITH per AS (
-      SELECT d.donor_id,
-             sum({_NET}) FILTER (WHERE d.date < :this_start) AS lifetime_total,
-             max(d.date) FILTER (WHERE d.date < :this_start) AS last_gift_date,
-             count(*) FILTER (WHERE d.date >= :this_start) AS this_year_count
-      FROM crm.donations d {_LIVE}
-      WHERE d.organization_id = :org AND d.currency = :cur AND {_COUNTS} AND d.date < :next_start
-      GROUP BY d.donor_id
-    ), lapsed AS (
-      SELECT donor_id, lifetime_total, last_gift_date FROM per
-      WHERE lifetime_total IS NOT NULL AND this_year_count = 0
-    )
-    SELECT * FROM lapsed {_keyset(after, params, "lifetime_total")}
-    ORDER BY lifetime_total DESC, donor_id LIMIT :limit
-    """
-    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
-
-
-async def rfm(conn: AsyncConnection, org: uuid.UUID, as_of: date, cur: str, after: list | None,
-              limit: int) -> list[dict[str, Any]]:
+async def rfm(conn: Connection, org: uuid.UUID, as_of: date, cur: str, after: list | None,
+              limit: int) -> list[DonorRfm]:
     """Quintiles over every live donor with a gift on or before as_of; ties in a figure are
     split by donor id so the scores are deterministic."""
     params: dict[str, Any] = {"org": org, "cur": cur, "limit": limit, "as_of": as_of}
@@ -150,14 +205,14 @@ async def rfm(conn: AsyncConnection, org: uuid.UUID, as_of: date, cur: str, afte
     )
     SELECT * FROM combined {where_after} ORDER BY score DESC, donor_id LIMIT :limit
     """
-    return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+    return [DonorRfm(**r) for r in (await conn.execute(text(sql), params)).mappings().all()]
 
 
 _STEP = {"year": "1 year", "quarter": "3 months", "month": "1 month"}
 
 
-async def summary(conn: AsyncConnection, org: uuid.UUID, unit: str, start: date, end: date,
-                  cur: str) -> list[dict[str, Any]]:
+async def summary(conn: Connection, org: uuid.UUID, unit: str, start: date, end: date,
+                  cur: str) -> list[PeriodFigures]:
     """One row per whole calendar period from start's to end's; every gift counts (deleted
     donors' too). The previous period of the first row is read as well, for its retention."""
     step = _STEP[unit]
@@ -186,4 +241,4 @@ async def summary(conn: AsyncConnection, org: uuid.UUID, unit: str, start: date,
     FROM periods p ORDER BY p.period_start
     """
     rows = (await conn.execute(text(sql), {"org": org, "cur": cur, "start": start, "end": end})).mappings().all()
-    return [dict(r) for r in rows]
+    return [PeriodFigures(*r) for r in rows]

@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chassis.db import Connection
+from chassis.sql import Where, by_name, every
 
 
-async def get_graph(conn: AsyncConnection, org: uuid.UUID) -> dict | None:
+class StageChange(NamedTuple):
+    """One move of a donor along the journey (crm.donor_stage_history)."""
+
+    id: uuid.UUID
+    donor_id: uuid.UUID
+    from_stage: str | None
+    to_stage: str
+    reason: str
+    changed_by: str
+    changed_at: datetime
+
+
+async def get_graph(conn: Connection, org: uuid.UUID) -> dict | None:
     value = (await conn.execute(
         text("SELECT graph FROM crm.journeys WHERE organization_id = :org"), {"org": org}
     )).scalar()
     return json.loads(value) if isinstance(value, str) else value
 
 
-async def insert_if_absent(conn: AsyncConnection, org: uuid.UUID, graph: dict) -> bool:
+async def insert_if_absent(conn: Connection, org: uuid.UUID, graph: dict) -> bool:
     result = await conn.execute(
         text("INSERT INTO crm.journeys (organization_id, graph) VALUES (:org, CAST(:g AS jsonb)) "
              "ON CONFLICT (organization_id) DO NOTHING"),
@@ -30,7 +45,7 @@ def _graph(value: Any) -> dict:
     return json.loads(value) if isinstance(value, str) else value
 
 
-async def get_versioned(conn: AsyncConnection, org: uuid.UUID, *, lock: str = "") -> tuple[dict, int] | None:
+async def get_versioned(conn: Connection, org: uuid.UUID, *, lock: str = "") -> tuple[dict, int] | None:
     """(graph, version), or None when the organization has no stored journey. lock: "" or
     "FOR SHARE" (a move: the journey stays as read until it commits) or "FOR UPDATE" (an edit)."""
     assert lock in ("", "FOR SHARE", "FOR UPDATE")
@@ -40,7 +55,7 @@ async def get_versioned(conn: AsyncConnection, org: uuid.UUID, *, lock: str = ""
     return (_graph(row["graph"]), row["version"]) if row else None
 
 
-async def replace_graph(conn: AsyncConnection, org: uuid.UUID, graph: dict) -> int:
+async def replace_graph(conn: Connection, org: uuid.UUID, graph: dict) -> int:
     """Store a new graph; returns the new version."""
     return (await conn.execute(
         text("UPDATE crm.journeys SET graph = CAST(:g AS jsonb), version = version + 1, updated_at = now() "
@@ -49,7 +64,7 @@ async def replace_graph(conn: AsyncConnection, org: uuid.UUID, graph: dict) -> i
     )).scalar()
 
 
-async def donors_in_stages(conn: AsyncConnection, org: uuid.UUID, stages: list[str]) -> dict[str, int]:
+async def donors_in_stages(conn: Connection, org: uuid.UUID, stages: list[str]) -> dict[str, int]:
     """How many live donors are in each of these stages (stages with none are left out)."""
     rows = (await conn.execute(
         text("SELECT journey_stage, count(*) AS n FROM crm.donors WHERE organization_id = :org "
@@ -62,8 +77,8 @@ async def donors_in_stages(conn: AsyncConnection, org: uuid.UUID, stages: list[s
 _HISTORY_COLUMNS = "id, donor_id, from_stage, to_stage, reason, changed_by, changed_at"
 
 
-async def move_donor(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID, change_id: uuid.UUID,
-                     from_stage: str | None, to_stage: str, reason: str, changed_by: str) -> dict[str, Any]:
+async def move_donor(conn: Connection, org: uuid.UUID, donor_id: uuid.UUID, change_id: uuid.UUID,
+                     from_stage: str | None, to_stage: str, reason: str, changed_by: str) -> StageChange:
     """Set the donor's stage (a new version) and record the change; the donor row must be locked."""
     row = (await conn.execute(
         text(f"""
@@ -79,20 +94,13 @@ async def move_donor(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID,
         {"org": org, "donor_id": donor_id, "id": change_id, "from_stage": from_stage, "to_stage": to_stage,
          "reason": reason, "changed_by": changed_by},
     )).mappings().one()
-    return dict(row)
+    return StageChange(**row)
 
 
-async def history_page(conn: AsyncConnection, org: uuid.UUID, donor_id: uuid.UUID, *, after: list | None,
-                       limit: int) -> list[dict[str, Any]]:
+async def history_page(conn: Connection, org: uuid.UUID, donor_id: uuid.UUID, *, after: list | None,
+                       limit: int) -> list[StageChange]:
     """Newest first, keyset on (changed_at, id)."""
-    where = "organization_id = :org AND donor_id = :donor"
-    params: dict[str, Any] = {"org": org, "donor": donor_id, "limit": limit}
-    if after is not None:
-        where += " AND (changed_at, id) < (:after_time, :after_id)"
-        params["after_time"], params["after_id"] = after
-    rows = (await conn.execute(
-        text(f"SELECT {_HISTORY_COLUMNS} FROM crm.donor_stage_history WHERE {where} "
-             "ORDER BY changed_at DESC, id DESC LIMIT :limit"),
-        params,
-    )).mappings().all()
-    return [dict(r) for r in rows]
+    where = Where("organization_id = :org", "donor_id = :donor", org=org, donor=donor_id, limit=limit)
+    where.keyset("(changed_at, id) <", after)
+    return await every(conn, f"SELECT {_HISTORY_COLUMNS} FROM crm.donor_stage_history WHERE {where} "
+                       "ORDER BY changed_at DESC, id DESC LIMIT :limit", where.params, by_name(StageChange))

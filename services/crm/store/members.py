@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chassis.db import Connection
 
 
-async def record(conn: AsyncConnection, org: uuid.UUID, user_id: uuid.UUID, *, active: bool,
+async def record(conn: Connection, org: uuid.UUID, user_id: uuid.UUID, *, active: bool,
                  event_time: datetime) -> bool:
     """Set whether the user is an active member, as of event_time; an event no newer than the
     one that last set the row changes nothing. True when the row was written."""
@@ -24,7 +25,7 @@ async def record(conn: AsyncConnection, org: uuid.UUID, user_id: uuid.UUID, *, a
     return result.rowcount == 1
 
 
-async def is_active(conn: AsyncConnection, org: uuid.UUID, user_id: uuid.UUID) -> bool:
+async def is_active(conn: Connection, org: uuid.UUID, user_id: uuid.UUID) -> bool:
     """Whether the user is an active member. FOR SHARE: a suspension being recorded waits for
     the assigning transaction, or the assignment waits for it and sees it."""
     return bool((await conn.execute(

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chassis import sql
+from chassis.db import Connection
+from chassis.sql import Where, json_object
 
 _COLUMNS = (
     "p.id, p.organization_id, p.name, p.description, p.currency, p.target_amount, p.start_date, p.end_date, "
@@ -23,12 +29,41 @@ _RAISED = (
 )
 _SELECT = f"SELECT {_COLUMNS}, agg.raised_amount, agg.donor_count FROM crm.projects p {_RAISED}"
 _WRITE_COLUMNS = ("name", "description", "currency", "target_amount", "start_date", "end_date", "status", "settings")
+_CASTS = {"settings": "jsonb"}
 
 
-def _row(m: Any) -> dict[str, Any]:
-    row = dict(m)
-    if isinstance(row.get("settings"), str):
-        row["settings"] = json.loads(row["settings"])
+@dataclass(slots=True)
+class Project:
+    """A stored project, with what it raised (net, in its currency) and from how many donors
+    (None where a query does not aggregate them: a row locked for an update)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str | None
+    currency: str
+    target_amount: Decimal | None
+    start_date: date | None
+    end_date: date | None
+    status: str
+    settings: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    raised_amount: Decimal | None = None
+    donor_count: int | None = None
+
+
+# Built by position: _COLUMNS (then raised_amount and donor_count, in _SELECT) are a Project's
+# fields, in order.
+assert [c.removeprefix("p.") for c in _COLUMNS.split(", ")] + ["raised_amount", "donor_count"] == [
+    f.name for f in fields(Project)]
+
+
+def _row(m: Any) -> Project:
+    row = Project(*m)
+    row.settings = json_object(row.settings)
     return row
 
 
@@ -38,11 +73,11 @@ def _params(values: dict[str, Any]) -> dict[str, Any]:
     return p
 
 
-async def insert(conn: AsyncConnection, org: uuid.UUID, project_id: uuid.UUID, values: dict[str, Any],
+async def insert(conn: Connection, org: uuid.UUID, project_id: uuid.UUID, values: dict[str, Any],
                  request_id: str | None) -> bool:
     """False when request_id was used already (the caller reads that project)."""
     cols = ", ".join(_WRITE_COLUMNS)
-    vals = ", ".join(f":{c}" if c != "settings" else "CAST(:settings AS jsonb)" for c in _WRITE_COLUMNS)
+    vals = ", ".join(f":{c}" if c not in _CASTS else f"CAST(:{c} AS {_CASTS[c]})" for c in _WRITE_COLUMNS)
     result = await conn.execute(
         text(f"INSERT INTO crm.projects (id, organization_id, create_request_id, {cols}) VALUES (:id, :org, :rid, "
              f"{vals}) ON CONFLICT (organization_id, create_request_id) WHERE create_request_id IS NOT NULL "
@@ -52,32 +87,21 @@ async def insert(conn: AsyncConnection, org: uuid.UUID, project_id: uuid.UUID, v
     return result.rowcount == 1
 
 
-async def id_by_request_id(conn: AsyncConnection, org: uuid.UUID, request_id: str) -> uuid.UUID | None:
-    return (await conn.execute(
-        text("SELECT id FROM crm.projects WHERE organization_id = :org AND create_request_id = :rid"),
-        {"org": org, "rid": request_id},
-    )).scalar()
+async def id_by_request_id(conn: Connection, org: uuid.UUID, request_id: str) -> uuid.UUID | None:
+    return await sql.id_by_request_id(conn, "crm.projects", org, request_id)
 
 
-async def get(conn: AsyncConnection, org: uuid.UUID, project_id: uuid.UUID, *,
-              include_deleted: bool = False) -> dict[str, Any] | None:
-    live = "" if include_deleted else " AND p.deleted_at IS NULL"
-    row = (await conn.execute(
-        text(f"{_SELECT} WHERE p.organization_id = :org AND p.id = :id{live}"), {"org": org, "id": project_id}
-    )).mappings().first()
-    return _row(row) if row else None
+async def get(conn: Connection, org: uuid.UUID, project_id: uuid.UUID, *,
+              include_deleted: bool = False) -> Project | None:
+    return await sql.by_id(conn, _SELECT, org, project_id, _row, alias="p", live=not include_deleted)
 
 
-async def get_for_update(conn: AsyncConnection, org: uuid.UUID, project_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM crm.projects p "
-             "WHERE p.organization_id = :org AND p.id = :id AND p.deleted_at IS NULL FOR UPDATE"),
-        {"org": org, "id": project_id},
-    )).mappings().first()
-    return _row(row) if row else None
+async def get_for_update(conn: Connection, org: uuid.UUID, project_id: uuid.UUID) -> Project | None:
+    return await sql.by_id(conn, f"SELECT {_COLUMNS} FROM crm.projects p", org, project_id, _row, alias="p",
+                           live=True, for_update=True)
 
 
-async def status_for_gift(conn: AsyncConnection, org: uuid.UUID, project_id: uuid.UUID) -> str | None:
+async def status_for_gift(conn: Connection, org: uuid.UUID, project_id: uuid.UUID) -> str | None:
     """The live project's status (None when there is none), share-locked: a status change
     waits for the gift's transaction, and the gift never lands on a project cancelled meanwhile."""
     return (await conn.execute(
@@ -87,36 +111,18 @@ async def status_for_gift(conn: AsyncConnection, org: uuid.UUID, project_id: uui
     )).scalar()
 
 
-async def update(conn: AsyncConnection, org: uuid.UUID, project_id: uuid.UUID, values: dict[str, Any]) -> None:
-    sets = ", ".join(f"{c} = :{c}" if c != "settings" else "settings = CAST(:settings AS jsonb)"
-                     for c in _WRITE_COLUMNS)
-    await conn.execute(
-        text(f"UPDATE crm.projects SET {sets}, version = version + 1, updated_at = now() "
-             "WHERE organization_id = :org AND id = :id"),
-        {"org": org, "id": project_id, **_params(values)},
-    )
+async def update(conn: Connection, org: uuid.UUID, project_id: uuid.UUID, values: dict[str, Any]) -> None:
+    await sql.update_row(conn, "crm.projects", org, project_id, _params(values), casts=_CASTS)
 
 
-async def soft_delete(conn: AsyncConnection, org: uuid.UUID, project_id: uuid.UUID) -> None:
-    await conn.execute(
-        text("UPDATE crm.projects SET deleted_at = now(), updated_at = now(), version = version + 1 "
-             "WHERE organization_id = :org AND id = :id"),
-        {"org": org, "id": project_id},
-    )
+async def soft_delete(conn: Connection, org: uuid.UUID, project_id: uuid.UUID) -> None:
+    await sql.soft_delete(conn, "crm.projects", org, project_id)
 
 
-async def page(conn: AsyncConnection, org: uuid.UUID, *, status: str | None, after: list | None,
-               limit: int) -> list[dict[str, Any]]:
+async def page(conn: Connection, org: uuid.UUID, *, status: str | None, after: list | None,
+               limit: int) -> list[Project]:
     """Newest first, keyset on (created_at, id); limit+1 to see if more follow."""
-    where = ["p.organization_id = :org", "p.deleted_at IS NULL"]
-    params: dict[str, Any] = {"org": org, "limit": limit}
-    if status:
-        where.append("p.status = :status")
-        params["status"] = status
-    if after is not None:
-        where.append("(p.created_at, p.id) < (:after_time, :after_id)")
-        params["after_time"], params["after_id"] = after
-    rows = (await conn.execute(
-        text(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY p.created_at DESC, p.id DESC LIMIT :limit"), params
-    )).mappings().all()
-    return [_row(r) for r in rows]
+    where = Where("p.organization_id = :org", "p.deleted_at IS NULL", org=org, limit=limit)
+    where.filter("p.status = :status", status=status).keyset("(p.created_at, p.id) <", after)
+    return await sql.every(conn, f"{_SELECT} WHERE {where} ORDER BY p.created_at DESC, p.id DESC LIMIT :limit",
+                           where.params, _row)

@@ -1,14 +1,13 @@
 """Signing-key rules: who may rotate, how long a retired key stays published, how many.
 
-One key signs every organization's tokens, so rotating it is a platform-wide act. It is
-granted only explicitly: by "*" (owners) or by the exact permission "identity.keys.rotate"
-(say, a service account an owner made for scheduled rotation). The "identity.*" of admins
-does not cover it.
+One key signs every organization's tokens, so rotating it is a platform operation: only a
+platform operator holds the permission (services/identity/handlers/platform.py); no tenant
+role, not even an owner's "*", covers it.
 """
 
 from __future__ import annotations
 
-ROTATE_PERMISSION = "identity.keys.rotate"
+ROTATE_PERMISSION = "platform.signing_keys.rotate"
 
 # A replica notices a rotation made by another one when it next reloads the active key.
 RELOAD_SECONDS = 60.0
@@ -16,10 +15,6 @@ RELOAD_SECONDS = 60.0
 CLOCK_SKEW_SECONDS = 60.0
 # Every rotation keeps the retired key published for a while; this bounds the JWKS.
 MAX_PUBLISHED_KEYS = 10
-
-
-def may_rotate(permissions: tuple[str, ...] | list[str]) -> bool:
-    return "*" in permissions or ROTATE_PERMISSION in permissions
 
 
 def keep_published_seconds(access_ttl: float) -> float:

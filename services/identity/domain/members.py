@@ -7,7 +7,6 @@ secret is stored.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from datetime import datetime, timedelta
 
 from chassis.errors import FailedPrecondition, PermissionDenied, Violations
 from services.identity.domain import roles
+from services.identity.domain.tokens import hash_secret
 
 ACTIVE = "active"
 SUSPENDED = "suspended"
@@ -127,10 +127,6 @@ def parse_invitation_token(token: str) -> tuple[uuid.UUID, bytes] | None:
         return None
 
 
-def hash_secret(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
 def invitation_state(*, accepted_at: datetime | None, revoked_at: datetime | None, expires_at: datetime,
                      now: datetime) -> str:
     if accepted_at is not None:
@@ -149,7 +145,3 @@ def check_acceptable(state: str) -> None:
         raise FailedPrecondition("this invitation was revoked", reason="INVITATION_REVOKED")
     if state == INVITATION_EXPIRED:
         raise FailedPrecondition("this invitation has expired; ask for a new one", reason="INVITATION_EXPIRED")
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'

@@ -24,7 +24,12 @@ CUSTOM = "custom"  # the membership column's value when the role is a custom rol
 # Every member may manage their own account, MFA, sessions and staff profile.
 SELF = "identity.self"
 
-# Every permission an RPC declares, by service (kept equal to the protos by a test).
+# Permissions no RPC declares but a service checks itself, on one resource: crm's document
+# managers see and change every document, whatever its visibility and grants.
+CHECKED_BY_SERVICES: tuple[str, ...] = ("crm.documents.manage",)
+
+# Every permission an RPC declares, by service (kept equal to the protos by a test), and those
+# checked by services themselves.
 CATALOGUE: tuple[str, ...] = (
     "identity.self",
     "identity.organizations.read",
@@ -33,10 +38,8 @@ CATALOGUE: tuple[str, ...] = (
     "identity.members.write",
     "identity.roles.write",
     "identity.audit.read",
-    "identity.kyc.review",
     "identity.service_accounts.read",
     "identity.service_accounts.write",
-    "identity.keys.rotate",
     "crm.donors.read",
     "crm.donors.write",
     "crm.donors.delete",
@@ -51,13 +54,64 @@ CATALOGUE: tuple[str, ...] = (
     "crm.todos.read",
     "crm.todos.write",
     "crm.insight.read",
+    "crm.clients.read",
+    "crm.clients.write",
+    "crm.documents.read",
+    "crm.documents.write",
+    "crm.workflows.read",
+    "crm.workflows.write",
+    "crm.workflows.run",
+    "comms.messages.send",
+    "comms.messages.read",
+    "comms.templates.read",
+    "comms.templates.write",
+    "comms.communications.read",
+    "comms.communications.write",
+    "comms.suppressions.read",
+    "comms.suppressions.write",
+    "comms.settings.read",
+    "comms.settings.write",
+    "comms.generation.read",
+    "comms.generation.write",
+    "comms.generation.jobs",
+    "billing.plans.read",
+    "billing.subscription.read",
+    "billing.subscription.write",
+    "billing.invoices.read",
+    "billing.usage.read",
+    "billing.gateways.read",
+    "billing.gateways.write",
+    "ai.settings.read",
+    "ai.settings.write",
+    "ai.memory.write",
+    "ai.research.read",
+    "ai.research.write",
+    "ai.generation.write",
+    "ai.classification.write",
+    "ai.agents.read",
+    "ai.agents.manage",
+    "ai.agents.use",
+    *CHECKED_BY_SERVICES,
+)
+
+# The platform's permissions (what affects every tenant: signing keys, KYC, the platform trail).
+# Only a platform operator's token carries them (services/identity/handlers/platform.py); no
+# role, override or service account may name them, and "*" does not cover them.
+PLATFORM_PREFIX = "platform."
+PLATFORM_PERMISSIONS: tuple[str, ...] = (
+    "platform.signing_keys.rotate",
+    "platform.kyc.review",
+    "platform.audit.read",
+    "platform.plans.write",
+    "platform.invoices.write",
+    "platform.ai_agents.write",
 )
 
 SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
     # Everything, including ownership (only an owner grants or removes the owner role).
     OWNER: ("*",),
     # Everything an organization does, but not ownership (a rule, not a permission).
-    ADMIN: ("identity.*", "crm.*", "comms.*", "ai.*", "billing.read"),
+    ADMIN: ("identity.*", "crm.*", "comms.*", "ai.*", "billing.*"),
     # Works with donors and gifts; sees the organization and colleagues.
     STAFF: (
         SELF,
@@ -75,6 +129,29 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.todos.read",
         "crm.todos.write",
         "crm.insight.read",
+        "crm.clients.read",
+        "crm.clients.write",
+        "crm.documents.read",
+        "crm.documents.write",
+        "crm.workflows.read",
+        "crm.workflows.run",
+        "comms.messages.send",
+        "comms.messages.read",
+        "comms.templates.read",
+        "comms.communications.read",
+        "comms.communications.write",
+        "comms.suppressions.read",
+        "comms.generation.read",
+        "comms.generation.write",
+        "billing.plans.read",
+        "ai.settings.read",
+        "ai.memory.write",
+        "ai.research.read",
+        "ai.research.write",
+        "ai.generation.write",
+        "ai.classification.write",
+        "ai.agents.read",
+        "ai.agents.use",
     ),
     # Reads only.
     VIEWER: (
@@ -88,19 +165,26 @@ SYSTEM_ROLES: dict[str, tuple[str, ...]] = {
         "crm.todos.read",
         "crm.lists.read",
         "crm.insight.read",
+        "crm.clients.read",
+        "crm.documents.read",
+        "crm.workflows.read",
+        "comms.messages.read",
+        "comms.templates.read",
+        "comms.communications.read",
+        "comms.generation.read",
+        "ai.settings.read",
+        "ai.research.read",
+        "ai.agents.read",
     ),
 }
 
 SYSTEM_ROLE_DESCRIPTIONS: dict[str, str] = {
     OWNER: "Full control of the organization, including ownership",
     ADMIN: "Manages the organization, its members and roles, and all its data; not ownership",
-    STAFF: "Reads and writes donors, donations, projects, todos and donor lists; reads the donor journey",
+    STAFF: ("Reads and writes donors, donations, projects, todos, donor lists, clients, contacts and documents; "
+            "reads the donor journey"),
     VIEWER: "Reads the organization's data",
 }
-
-# Granted only by "*" or by name, never by a narrower wildcard: one signing key signs every
-# organization's tokens (see domain/keys.py), so "identity.*" (admins) does not rotate it.
-EXPLICIT_ONLY: frozenset[str] = frozenset({"identity.keys.rotate"})
 
 ROLE_NAME_MAX = 100
 ROLE_DESCRIPTION_MAX = 1000
@@ -126,9 +210,9 @@ def _within(pattern: str, other: str) -> bool:
 
 
 def covers(pattern: str, other: str) -> bool:
-    """Whether granting `pattern` grants `other` (explicit-only permissions need "*" or their name)."""
-    if other in EXPLICIT_ONLY:
-        return pattern in ("*", other)
+    """Whether granting `pattern` grants `other` ("*" covers no platform permission)."""
+    if other.startswith(PLATFORM_PREFIX) and pattern == "*":
+        return False
     return _within(pattern, other)
 
 
@@ -152,6 +236,8 @@ def clean_permissions(values: Iterable[str], field: str, v: Violations) -> list[
         p = raw.strip()
         if not p:
             v.add(f"{field}[{i}]", "must not be empty")
+        elif p.startswith(PLATFORM_PREFIX):
+            v.add(f"{field}[{i}]", f"{p!r} is a platform permission: only a platform operator holds it")
         elif not _is_known(p):
             v.add(f"{field}[{i}]", f"unknown permission {p!r}")
         elif p not in out:
@@ -195,17 +281,13 @@ def holds(granted: Iterable[str], wanted: str) -> bool:
 
 def check_role_name(name: str, field: str, v: Violations) -> str:
     name = " ".join(name.split())
-    if not name:
-        v.add(field, "is required")
-    elif len(name) > ROLE_NAME_MAX:
-        v.add(field, f"must be at most {ROLE_NAME_MAX} characters")
-    elif name.lower() in SYSTEM_ROLES or name.lower() == CUSTOM:
+    if v.check_text(field, name, ROLE_NAME_MAX, required=True) and (
+            name.lower() in SYSTEM_ROLES or name.lower() == CUSTOM):
         v.add(field, f"{name!r} is the name of a system role")
     return name
 
 
 def check_role_description(description: str, field: str, v: Violations) -> str:
     description = description.strip()
-    if len(description) > ROLE_DESCRIPTION_MAX:
-        v.add(field, f"must be at most {ROLE_DESCRIPTION_MAX} characters")
+    v.check_text(field, description, ROLE_DESCRIPTION_MAX)
     return description

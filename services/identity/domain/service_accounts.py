@@ -13,19 +13,14 @@ import secrets
 import uuid
 
 from chassis.errors import Violations
-from services.identity.domain import roles
+from services.identity.domain import organizations, roles
 
 NAME_MAX = 100
 SERVICE_KIND = "service"
 
 
 def clean_name(name: str, field: str, v: Violations) -> str:
-    name = name.strip()
-    if not name:
-        v.add(field, "is required")
-    elif len(name) > NAME_MAX:
-        v.add(field, f"must be at most {NAME_MAX} characters")
-    return name
+    return organizations.check_name(name, field, v, NAME_MAX)
 
 
 def clean_permissions(permissions: list[str], field: str, v: Violations) -> list[str]:
@@ -39,6 +34,17 @@ def clean_permissions(permissions: list[str], field: str, v: Violations) -> list
 def beyond(granted: tuple[str, ...] | list[str], wanted: list[str]) -> list[str]:
     """The wanted permissions the granted ones do not cover (a credential never exceeds its creator)."""
     return [p for p in wanted if not roles.holds(granted, p)]
+
+
+def capped(wanted: list[str], granted: tuple[str, ...] | list[str]) -> list[str]:
+    """What of `wanted` the creator's current `granted` covers: a permission they hold, or of a
+    wildcard they hold only in part, the catalogued permissions under it that they hold."""
+    out: list[str] = []
+    for p in wanted:
+        held = [p] if roles.holds(granted, p) else [c for c in roles.CATALOGUE
+                                                     if roles.covers(p, c) and roles.holds(granted, c)]
+        out += [h for h in held if h not in out]
+    return out
 
 
 def new_credentials(org_id: uuid.UUID) -> tuple[str, str, bytes]:

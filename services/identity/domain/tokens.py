@@ -13,10 +13,11 @@ import uuid
 
 def access_claims(*, issuer: str, audience: str, user_id: uuid.UUID, org_id: uuid.UUID, role: str,
                   permissions: tuple[str, ...],
-                  family_id: uuid.UUID, now: float, ttl: int) -> dict:
+                  family_id: uuid.UUID, now: float, ttl: int, auth_time: float | None = None) -> dict:
     # iat keeps sub-second precision (a membership change's not_before is compared with it);
-    # nbf and exp are whole seconds.
-    return {
+    # nbf and exp are whole seconds. auth_time (OIDC): when the user last signed in with their
+    # password or second factor, whole seconds; a refresh keeps it.
+    claims = {
         "iss": issuer,
         "aud": audience,
         "sub": str(user_id),
@@ -30,6 +31,9 @@ def access_claims(*, issuer: str, audience: str, user_id: uuid.UUID, org_id: uui
         "exp": int(now) + ttl,
         "kind": "user",
     }
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time)
+    return claims
 
 
 def new_refresh_token(org_id: uuid.UUID) -> tuple[str, bytes]:

@@ -12,7 +12,9 @@ from datetime import UTC, date, datetime
 from chassis import paging
 from chassis.db import Database, UnitOfWork
 from chassis.errors import InvalidArgument, Violations
+from chassis.resource import Keyset
 from services.identity.store import audit as store
+from services.identity.store.audit import Action, ActivityEntry
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +24,12 @@ PARTITION_CHECK_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
-class Activity:
+class Activity(Action):
     """One audited action, as reported by the service that performed it."""
 
     event_id: str
     occurred_at: datetime
     service: str
-    actor_id: str
-    actor_kind: str
-    action: str
-    resource_type: str
-    resource_id: str
-    before: dict | None
-    after: dict | None
     ip_address: str
     request_id: str
 
@@ -64,38 +59,26 @@ class ListActivity:
     end_time: datetime | None = None
 
 
-async def list_activity(db: Database, org: uuid.UUID, q: ListActivity) -> tuple[list[dict], str]:
+async def list_activity(db: Database, org: uuid.UUID, q: ListActivity) -> tuple[list[ActivityEntry], str]:
     v = Violations()
-    try:
-        size = paging.page_size(q.page_size)
+    try:  # reported with the filters' violations (Keyset.of below would raise it alone)
+        paging.page_size(q.page_size)
     except InvalidArgument as exc:
         v.items += exc.violations
-        size = 0
     for field in ("actor_id", "action", "resource_type", "resource_id"):
-        if len(getattr(q, field)) > FILTER_MAX:
-            v.add(field, f"must be at most {FILTER_MAX} characters")
+        v.check_text(field, getattr(q, field), FILTER_MAX)
     if q.start_time and q.end_time and q.end_time <= q.start_time:
         v.add("end_time", "must be after start_time")
     v.raise_if_any()
-    fp = paging.fingerprint("activity", q.actor_id, q.action, q.resource_type, q.resource_id,
-                            q.start_time, q.end_time)
-    after = paging.decode(q.page_token, fp)
-    if after is not None:
-        try:
-            after = (datetime.fromisoformat(after[0]), uuid.UUID(after[1]))
-        except (ValueError, TypeError, IndexError):
-            raise InvalidArgument.field("page_token", "is not a page token this method issued") from None
+    page = Keyset.of(q.page_size, q.page_token, ("activity", q.actor_id, q.action, q.resource_type, q.resource_id,
+                                                 q.start_time, q.end_time), (datetime.fromisoformat, uuid.UUID))
     prefix = q.action if q.action.endswith(".") else None
     async with db.unit_of_work(org) as uow:
         rows = await store.page(
             uow.conn, org, actor_id=q.actor_id or None, action=(q.action or None) if prefix is None else None,
             action_prefix=prefix, resource_type=q.resource_type or None, resource_id=q.resource_id or None,
-            start=q.start_time, end=q.end_time, after=after, limit=size + 1)
-    token = ""
-    if len(rows) > size:
-        rows = rows[:size]
-        token = paging.encode([rows[-1]["occurred_at"].isoformat(), str(rows[-1]["id"])], fp)
-    return rows, token
+            start=q.start_time, end=q.end_time, after=page.after, limit=page.limit)
+    return page.cut(rows, lambda r: (r.occurred_at, r.id))
 
 
 async def ensure_partitions(db: Database, today: date | None = None) -> None:

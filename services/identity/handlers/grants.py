@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
+from chassis.db import Connection
 from services.identity.domain import members as member_rules
 from services.identity.domain import roles
 from services.identity.store import members as store
 
 
-async def member_grants(conn: Any, org_id: uuid.UUID, user_id: uuid.UUID) -> tuple[str, tuple[str, ...]] | None:
+async def member_grants(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> tuple[str, tuple[str, ...]] | None:
     """(role as the API names it, permissions) of an active membership, else None."""
     row = await store.membership_for_tokens(conn, org_id, user_id)
     if row is None or row["status"] != member_rules.ACTIVE:

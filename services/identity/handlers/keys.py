@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis.auth import ACCESS_TOKEN_TYPE, ALGORITHM
 from chassis.context import Principal
-from chassis.crypto import Keyring
 from chassis.db import Database, UnitOfWork
-from chassis.errors import PermissionDenied, ResourceExhausted
+from chassis.errors import ResourceExhausted
+from services.identity.crypto import Keyring
 from services.identity.domain import keys as rules
+from services.identity.handlers import platform
 from services.identity.store import keys as store
 
 log = logging.getLogger(__name__)
@@ -82,18 +83,16 @@ class SigningKeys:
 
     async def rotate(self, principal: Principal) -> str:
         """A new key signs from now on; the old one is retired (still published for a while)."""
-        if not rules.may_rotate(principal.permissions):
-            raise PermissionDenied("rotating the signing key must be granted explicitly (identity.keys.rotate)",
-                                   reason="PERMISSION_MISSING", metadata={"permission": rules.ROTATE_PERMISSION})
         async with self.db.unit_of_work(principal.tenant_id) as uow:
+            await platform.require(uow, principal, rules.ROTATE_PERMISSION)  # a platform operator, still
             await store.lock_signing_keys(uow.conn)
             if await store.count_published(uow.conn, self.keep_seconds) >= rules.MAX_PUBLISHED_KEYS:
                 raise ResourceExhausted("too many recent rotations: wait until a retired key has expired",
                                         reason="TOO_MANY_SIGNING_KEYS")
             retired = await store.retire_active_keys(uow.conn)
             kid, key = await self._create(uow)
-            uow.audit("identity.signing_key.rotate", "signing_key", kid, before={"kids": retired},
-                      after={"kid": kid})
+            await platform.record(uow, principal, "platform.signing_key.rotate", "signing_key", kid,
+                                  {"retired": retired, "kid": kid})
         self._use(kid, key)
         log.info("identity: signing key rotated: %s -> %s", ",".join(retired), kid)
         return kid

@@ -1,4 +1,5 @@
-"""MFA use cases: TOTP enrollment, backup codes, the login challenge, trusted devices.
+"""MFA use cases: TOTP enrollment, backup codes, the login challenge, trusted devices (the
+challenge's answer, VerifyMfa, ends a sign-in: handlers/sign_in.py).
 
 The TOTP secret is sealed (AES-256-GCM, associated data = the user id) and opened only to
 check a code; backup codes, challenge and device tokens are stored only hashed. Every wrong
@@ -10,32 +11,29 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chassis import context
-from chassis.crypto import Keyring
+from chassis.context import Principal
 from chassis.db import Database, UnitOfWork
 from chassis.errors import (
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
     Violations,
 )
+from chassis.resource import parse_id
+from services.identity.crypto import Keyring
 from services.identity.domain import mfa as rules
-from services.identity.handlers.throttle import SIGNED_IN, audit_sign_in
-from services.identity.store import accounts as accounts_store
+from services.identity.handlers import reauth
+from services.identity.handlers.caller import Client, require_user
+from services.identity.handlers.deps import Deps
 from services.identity.store import mfa as store
-
-if TYPE_CHECKING:
-    from services.identity.handlers.accounts import Accounts, Tokens
-
-    IssueTokens = Callable[[UnitOfWork, uuid.UUID, uuid.UUID, str, uuid.UUID], Awaitable[Tokens]]
+from services.identity.store.mfa import TrustedDevice
 
 # The clock TOTP codes are checked against (tests pin it to stay clear of step boundaries).
 clock: Callable[[], float] = time.time
@@ -66,18 +64,12 @@ class Enrollment:
     secret: str
 
 
-@dataclass(frozen=True)
-class Verified:
-    tokens: Tokens
-    device_token: str  # empty unless the device was trusted
-
-
 async def login_challenge(uow: UnitOfWork, user_id: uuid.UUID, org_id: uuid.UUID,
                           device_token: str) -> MfaChallenge | None:
     """The MFA step of a login whose password and membership checked out (tenant org_id).
 
     None means tokens may be issued: the user has no second factor (where the organization
-    requires one, Accounts._issue limits the token to enrolling), or the request carries the
+    requires one, tokens.issue_tokens limits the token to enrolling), or the request carries the
     token of a device the user trusted, still valid. Otherwise a challenge: single use, five
     minutes, CHALLENGE_MAX_ATTEMPTS codes.
     """
@@ -92,200 +84,136 @@ async def login_challenge(uow: UnitOfWork, user_id: uuid.UUID, org_id: uuid.UUID
     return MfaChallenge(challenge_token=token, expires_at=expires_at)
 
 
-async def enroll_only_permissions(uow: UnitOfWork, user_id: uuid.UUID, org_id: uuid.UUID) -> list[str] | None:
-    """Where the organization requires MFA and the user has not enabled it yet (tenant org_id),
-    the only permissions a token of theirs may carry: identity.self, enough to enroll through
-    MfaService and nothing else. None when MFA does not limit the token."""
-    if await store.enrollment_pending(uow.conn, user_id, org_id):
-        return list(rules.ENROLL_ONLY_PERMISSIONS)
-    return None
-
-
-def _caller() -> tuple[uuid.UUID, uuid.UUID]:
-    ctx = context.current()
-    principal = ctx.principal
-    if principal is None or ctx.tenant_id is None:
+def _user(principal: Principal | None, tenant: uuid.UUID | None) -> tuple[uuid.UUID, uuid.UUID]:
+    if principal is None or tenant is None:
         raise Unauthenticated("sign in first")
-    if principal.kind != "user":
-        raise PermissionDenied("only a user has a second factor", reason="USER_REQUIRED")
-    return uuid.UUID(principal.subject), ctx.tenant_id
+    return require_user(principal, "only a user has a second factor"), tenant
 
 
 def _aad(user_id: uuid.UUID) -> bytes:
     return str(user_id).encode()
 
 
-class Mfa:
-    def __init__(self, db: Database, keyring: Keyring, issue: IssueTokens | None = None):
-        self.db = db
-        self.keyring = keyring
-        self._issue = issue
+async def enroll_totp(deps: Deps, principal: Principal, tenant: uuid.UUID | None, *, client: Client = Client(),
+                      current_password: str = "") -> Enrollment:
+    user_id, tenant_id = _user(principal, tenant)
+    await reauth.require(deps, client, principal, user_id, tenant_id, current_password)
+    secret = rules.new_totp_secret()
+    sealed = deps.keyring.seal(secret.encode(), _aad(user_id))
+    async with deps.db.unit_of_work(tenant_id, user_id=user_id) as uow:
+        email = await store.user_email(uow.conn, user_id)
+        if email is None:
+            raise NotFound("user not found")
+        if not await store.start_enrollment(uow.conn, user_id, sealed):
+            raise FailedPrecondition("MFA is already enabled; disable it before enrolling again",
+                                     reason="MFA_ALREADY_ENABLED")
+    return Enrollment(otpauth_uri=rules.otpauth_uri(secret, email), secret=secret)
 
-    @classmethod
-    def for_login(cls, accounts: Accounts) -> Mfa:
-        """VerifyMfa ends a login: it issues tokens the way Accounts does."""
-        return cls(accounts.db, accounts.keys.keyring, accounts._issue)
 
-    # -- enrollment -----------------------------------------------------------------------------
-
-    async def enroll_totp(self) -> Enrollment:
-        user_id, tenant_id = _caller()
-        secret = rules.new_totp_secret()
-        sealed = self.keyring.seal(secret.encode(), _aad(user_id))
-        async with self.db.unit_of_work(tenant_id, user_id=user_id) as uow:
-            email = await store.user_email(uow.conn, user_id)
-            if email is None:
-                raise NotFound("user not found")
-            if not await store.start_enrollment(uow.conn, user_id, sealed):
-                raise FailedPrecondition("MFA is already enabled; disable it before enrolling again",
-                                         reason="MFA_ALREADY_ENABLED")
-        return Enrollment(otpauth_uri=rules.otpauth_uri(secret, email), secret=secret)
-
-    async def confirm_totp(self, code: str) -> list[str]:
-        v = Violations()
-        parsed = rules.parse_code(code, "code", v, totp_only=True)
-        v.raise_if_any()
-        assert parsed is not None
-        user_id, tenant_id = _caller()
-        codes: list[str] = []
-        async with self.db.unit_of_work(tenant_id, user_id=user_id) as uow:
-            row = await store.mfa_for_update(uow.conn, user_id)
-            if row is None or row["totp_secret_sealed"] is None:
-                raise FailedPrecondition("no TOTP enrollment to confirm; call EnrollTotp first",
-                                         reason="MFA_NOT_ENROLLED")
-            if row["enabled"]:
-                raise FailedPrecondition("MFA is already enabled", reason="MFA_ALREADY_ENABLED")
-            _refuse_if_locked(row)
-            step = rules.accepted_step(self._secret(row, user_id), parsed.value, clock(), row["totp_last_step"])
-            if step is None:
-                await self._failed(uow, user_id, "confirm_totp", parsed)
-            else:
-                codes = rules.new_backup_codes()
-                await store.enable(uow.conn, user_id, step, [rules.hash_backup_code(c) for c in codes])
-                uow.audit(MFA_ENABLED, "user", str(user_id), after={"method": "totp"})
-        if not codes:
-            raise PermissionDenied(BAD_CODE, reason="MFA_CODE_INVALID")
-        return codes
-
-    async def disable(self, code: str) -> None:
-        parsed = _required_code(code)
-        user_id, tenant_id = _caller()
-        async with self.db.unit_of_work(tenant_id, user_id=user_id) as uow:
-            if await store.organization_requires_mfa(uow.conn, tenant_id):
-                raise FailedPrecondition("this organization requires MFA", reason="MFA_REQUIRED_BY_ORGANIZATION")
-            row = await _enabled_row(uow, user_id)
-            ok = await self._check(uow, user_id, row, parsed, "disable_mfa")
-            if ok:
-                await store.delete(uow.conn, user_id)
-                revoked = await store.revoke_all_devices(uow.conn, user_id)
-                uow.audit(MFA_DISABLED, "user", str(user_id), after={"trusted_devices_revoked": revoked})
-        if not ok:
-            raise PermissionDenied(BAD_CODE, reason="MFA_CODE_INVALID")
-
-    async def regenerate_backup_codes(self, code: str) -> list[str]:
-        parsed = _required_code(code)
-        user_id, tenant_id = _caller()
-        codes: list[str] = []
-        async with self.db.unit_of_work(tenant_id, user_id=user_id) as uow:
-            row = await _enabled_row(uow, user_id)
-            if await self._check(uow, user_id, row, parsed, "regenerate_backup_codes"):
-                codes = rules.new_backup_codes()
-                await store.replace_backup_codes(uow.conn, user_id, [rules.hash_backup_code(c) for c in codes])
-                uow.audit(BACKUP_CODES_REGENERATED, "user", str(user_id), after={"count": len(codes)})
-        if not codes:
-            raise PermissionDenied(BAD_CODE, reason="MFA_CODE_INVALID")
-        return codes
-
-    # -- trusted devices ------------------------------------------------------------------------
-
-    async def list_devices(self) -> list[dict[str, Any]]:
-        user_id, tenant_id = _caller()
-        async with self.db.unit_of_work(tenant_id, user_id=user_id) as uow:
-            return await store.list_devices(uow.conn, user_id)
-
-    async def revoke_device(self, device_id: str) -> None:
-        if not device_id:
-            raise InvalidArgument.field("id", "is required")
-        try:
-            wanted = uuid.UUID(device_id)
-        except ValueError:
-            raise InvalidArgument.field("id", "is not a valid id") from None
-        user_id, tenant_id = _caller()
-        async with self.db.unit_of_work(tenant_id, user_id=user_id) as uow:
-            device = await store.revoke_device(uow.conn, user_id, wanted)
-            if device is None:  # another user's device, or none: never confirm it exists
-                raise NotFound("trusted device not found")
-            uow.audit(DEVICE_REVOKED, "trusted_device", str(wanted),
-                      before={"name": device["device_name"], "ip_address": device["ip_address"]})
-
-    # -- the second step of a login -------------------------------------------------------------
-
-    async def verify(self, *, challenge_token: str, code: str, trust_device: bool, device_name: str) -> Verified:
-        assert self._issue is not None, "Mfa.for_login() issues tokens"
-        v = Violations()
-        if not challenge_token:
-            v.add("challenge_token", "is required")
-        elif len(challenge_token) > rules.TOKEN_MAX:
-            v.add("challenge_token", f"must be at most {rules.TOKEN_MAX} characters")
-        parsed = rules.parse_code(code, "code", v)
-        name = rules.check_device_name(device_name, "device_name", v)
-        v.raise_if_any()
-        assert parsed is not None
-        found = rules.parse_challenge_token(challenge_token)
-        if found is None:
-            raise Unauthenticated(BAD_CHALLENGE, reason="MFA_CHALLENGE_INVALID")
-        org_id, challenge_hash = found
-        result = None
-        async with self.db.unit_of_work(org_id) as uow:
-            challenge = await store.challenge_for_update(uow.conn, challenge_hash)
-            if (challenge is None or challenge["used_at"] is not None or challenge["expired"]
-                    or challenge["attempts"] >= rules.CHALLENGE_MAX_ATTEMPTS):
-                raise Unauthenticated(BAD_CHALLENGE, reason="MFA_CHALLENGE_INVALID")
-            user_id = challenge["user_id"]
-            row = await store.mfa_for_update(uow.conn, user_id)
-            if row is None or not row["enabled"]:
-                raise Unauthenticated(BAD_CHALLENGE, reason="MFA_CHALLENGE_INVALID")
-            _refuse_if_locked(row)
-            if not await self._check(uow, user_id, row, parsed, "login"):
-                await store.count_challenge_attempt(uow.conn, challenge["id"])
-            else:
-                await store.mark_challenge_used(uow.conn, challenge["id"])
-                role = await accounts_store.active_membership_role(uow.conn, user_id, org_id)
-                if role is None or await store.user_email(uow.conn, user_id) is None:
-                    raise Unauthenticated(BAD_CHALLENGE, reason="MFA_CHALLENGE_INVALID")
-                audit_sign_in(uow, SIGNED_IN, user_id)
-                tokens = await self._issue(uow, user_id, org_id, role, uuid.uuid4())
-                device_token = await _trust_device(uow, user_id, name) if trust_device else ""
-                result = Verified(tokens=tokens, device_token=device_token)
-        if result is None:
-            raise Unauthenticated(BAD_CODE, reason="MFA_CODE_INVALID")
-        return result
-
-    # -- shared -----------------------------------------------------------------------------------
-
-    def _secret(self, row: dict[str, Any], user_id: uuid.UUID) -> str:
-        return self.keyring.open(row["totp_secret_sealed"], _aad(user_id)).decode()
-
-    async def _check(self, uow: UnitOfWork, user_id: uuid.UUID, row: dict[str, Any], code: rules.Code,
-                     during: str) -> bool:
-        """Accepts a TOTP code of a later step than the last accepted, or an unused backup code
-        (spent here); anything else is counted and audited as a failure."""
-        if code.kind == rules.TOTP:
-            step = rules.accepted_step(self._secret(row, user_id), code.value, clock(), row["totp_last_step"])
-            if step is not None:
-                await store.accept_totp_step(uow.conn, user_id, step)
-                return True
+async def confirm_totp(deps: Deps, principal: Principal, tenant: uuid.UUID | None, code: str) -> list[str]:
+    v = Violations()
+    parsed = rules.parse_code(code, "code", v, totp_only=True)
+    v.raise_if_any()
+    assert parsed is not None
+    user_id, tenant_id = _user(principal, tenant)
+    codes: list[str] = []
+    async with deps.db.unit_of_work(tenant_id, user_id=user_id) as uow:
+        row = await store.mfa_for_update(uow.conn, user_id)
+        if row is None or row["totp_secret_sealed"] is None:
+            raise FailedPrecondition("no TOTP enrollment to confirm; call EnrollTotp first",
+                                     reason="MFA_NOT_ENROLLED")
+        if row["enabled"]:
+            raise FailedPrecondition("MFA is already enabled", reason="MFA_ALREADY_ENABLED")
+        refuse_if_locked(row)
+        step = rules.accepted_step(_secret(deps.keyring, row, user_id), parsed.value, clock(), row["totp_last_step"])
+        if step is None:
+            await _failed(uow, user_id, "confirm_totp", parsed)
         else:
-            entry = rules.matching_backup_code(code.value, list(row["backup_code_hashes"]))
-            if entry is not None and await store.spend_backup_code(uow.conn, user_id, entry):
-                return True
-        await self._failed(uow, user_id, during, code)
-        return False
+            codes = rules.new_backup_codes()
+            await store.enable(uow.conn, user_id, step, [rules.hash_backup_code(c) for c in codes])
+            uow.audit(MFA_ENABLED, "user", str(user_id), after={"method": "totp"})
+    if not codes:
+        raise PermissionDenied(BAD_CODE, reason="MFA_CODE_INVALID")
+    return codes
 
-    async def _failed(self, uow: UnitOfWork, user_id: uuid.UUID, during: str, code: rules.Code) -> None:
-        locked = await store.record_failure(uow.conn, user_id, rules.MAX_CONSECUTIVE_FAILURES, rules.LOCK_SECONDS)
-        uow.audit(MFA_FAILED, "user", str(user_id), actor_id=str(user_id), actor_kind="user",
-                  after={"during": during, "method": code.kind, "locked": locked})
+
+async def disable(deps: Deps, principal: Principal, tenant: uuid.UUID | None, code: str, *,
+                  client: Client = Client(), current_password: str = "") -> None:
+    parsed = _required_code(code)
+    user_id, tenant_id = _user(principal, tenant)
+    await reauth.require(deps, client, principal, user_id, tenant_id, current_password)
+    async with deps.db.unit_of_work(tenant_id, user_id=user_id) as uow:
+        if await store.organization_requires_mfa(uow.conn, tenant_id):
+            raise FailedPrecondition("this organization requires MFA", reason="MFA_REQUIRED_BY_ORGANIZATION")
+        row = await _enabled_row(uow, user_id)
+        ok = await check_code(deps.keyring, uow, user_id, row, parsed, "disable_mfa")
+        if ok:
+            await store.delete(uow.conn, user_id)
+            revoked = await store.revoke_all_devices(uow.conn, user_id)
+            uow.audit(MFA_DISABLED, "user", str(user_id), after={"trusted_devices_revoked": revoked})
+    if not ok:
+        raise PermissionDenied(BAD_CODE, reason="MFA_CODE_INVALID")
+
+
+async def regenerate_backup_codes(deps: Deps, principal: Principal, tenant: uuid.UUID | None,
+                                  code: str, *, client: Client = Client(), current_password: str = "") -> list[str]:
+    parsed = _required_code(code)
+    user_id, tenant_id = _user(principal, tenant)
+    await reauth.require(deps, client, principal, user_id, tenant_id, current_password)
+    codes: list[str] = []
+    async with deps.db.unit_of_work(tenant_id, user_id=user_id) as uow:
+        row = await _enabled_row(uow, user_id)
+        if await check_code(deps.keyring, uow, user_id, row, parsed, "regenerate_backup_codes"):
+            codes = rules.new_backup_codes()
+            await store.replace_backup_codes(uow.conn, user_id, [rules.hash_backup_code(c) for c in codes])
+            uow.audit(BACKUP_CODES_REGENERATED, "user", str(user_id), after={"count": len(codes)})
+    if not codes:
+        raise PermissionDenied(BAD_CODE, reason="MFA_CODE_INVALID")
+    return codes
+
+
+async def list_devices(db: Database, principal: Principal, tenant: uuid.UUID | None) -> list[TrustedDevice]:
+    user_id, tenant_id = _user(principal, tenant)
+    async with db.unit_of_work(tenant_id, user_id=user_id) as uow:
+        return await store.list_devices(uow.conn, user_id)
+
+
+async def revoke_device(db: Database, principal: Principal, tenant: uuid.UUID | None, device_id: str) -> None:
+    wanted = parse_id(device_id, "id")
+    user_id, tenant_id = _user(principal, tenant)
+    async with db.unit_of_work(tenant_id, user_id=user_id) as uow:
+        device = await store.revoke_device(uow.conn, user_id, wanted)
+        if device is None:  # another user's device, or none: never confirm it exists
+            raise NotFound("trusted device not found")
+        uow.audit(DEVICE_REVOKED, "trusted_device", str(wanted),
+                  before={"name": device.device_name, "ip_address": device.ip_address})
+
+
+def _secret(keyring: Keyring, row: dict[str, Any], user_id: uuid.UUID) -> str:
+    return keyring.open(row["totp_secret_sealed"], _aad(user_id)).decode()
+
+
+async def check_code(keyring: Keyring, uow: UnitOfWork, user_id: uuid.UUID, row: dict[str, Any], code: rules.Code,
+                 during: str) -> bool:
+    """Accepts a TOTP code of a later step than the last accepted, or an unused backup code
+    (spent here); anything else is counted and audited as a failure."""
+    if code.kind == rules.TOTP:
+        step = rules.accepted_step(_secret(keyring, row, user_id), code.value, clock(), row["totp_last_step"])
+        if step is not None:
+            await store.accept_totp_step(uow.conn, user_id, step)
+            return True
+    else:
+        entry = rules.matching_backup_code(code.value, list(row["backup_code_hashes"]))
+        if entry is not None and await store.spend_backup_code(uow.conn, user_id, entry):
+            return True
+    await _failed(uow, user_id, during, code)
+    return False
+
+
+async def _failed(uow: UnitOfWork, user_id: uuid.UUID, during: str, code: rules.Code) -> None:
+    locked = await store.record_failure(uow.conn, user_id, rules.MAX_CONSECUTIVE_FAILURES, rules.LOCK_SECONDS)
+    uow.audit(MFA_FAILED, "user", str(user_id), actor_id=str(user_id), actor_kind="user",
+              after={"during": during, "method": code.kind, "locked": locked})
 
 
 def _required_code(code: str) -> rules.Code:
@@ -300,21 +228,21 @@ async def _enabled_row(uow: UnitOfWork, user_id: uuid.UUID) -> dict[str, Any]:
     row = await store.mfa_for_update(uow.conn, user_id)
     if row is None or not row["enabled"]:
         raise FailedPrecondition("MFA is not enabled", reason="MFA_NOT_ENABLED")
-    _refuse_if_locked(row)
+    refuse_if_locked(row)
     return row
 
 
-def _refuse_if_locked(row: dict[str, Any]) -> None:
+def refuse_if_locked(row: dict[str, Any]) -> None:
     if row["locked"]:
         raise ResourceExhausted("too many wrong codes; try again later", reason="MFA_LOCKED")
 
 
-async def _trust_device(uow: UnitOfWork, user_id: uuid.UUID, name: str) -> str:
-    ctx = context.current_or_none()
-    ip, user_agent = (ctx.peer, ctx.user_agent) if ctx else ("", "")
+async def trust_device(uow: UnitOfWork, user_id: uuid.UUID, name: str, client: Client) -> str:
+    """A trusted-device token for the second step of a login (the device skips MFA until it expires)."""
+    ip, user_agent = client.address, client.user_agent
     token, token_hash = rules.new_device_token()
     expires_at = datetime.now(UTC) + timedelta(seconds=rules.DEVICE_TTL_SECONDS)
     device = await store.insert_device(uow.conn, user_id, token_hash, name, ip, user_agent[:512], expires_at)
-    uow.audit(DEVICE_TRUSTED, "trusted_device", str(device["id"]), actor_id=str(user_id), actor_kind="user",
+    uow.audit(DEVICE_TRUSTED, "trusted_device", str(device.id), actor_id=str(user_id), actor_kind="user",
               after={"name": name, "ip_address": ip, "expires_at": expires_at.isoformat()})
     return token

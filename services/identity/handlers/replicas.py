@@ -13,8 +13,7 @@ from __future__ import annotations
 import uuid
 
 from chassis.db import Database
-from services.identity.handlers.accounts import publish_member_joined
-from services.identity.handlers.members import invitation_role
+from services.identity.handlers.rights import publish_member_joined
 from services.identity.store import members as member_store
 from services.identity.store import organizations as organization_store
 
@@ -33,6 +32,6 @@ async def republish_members(db: Database, organizations: list[uuid.UUID]) -> int
     for org in organizations:
         async with db.unit_of_work(org) as uow:
             for member in await member_store.active_members(uow.conn, org):
-                publish_member_joined(uow, org, member["user_id"], invitation_role(member))
+                publish_member_joined(uow, org, member.user_id, member.role_name)
                 published += 1
     return published

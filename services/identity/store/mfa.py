@@ -8,17 +8,19 @@ challenge found under the tenant's RLS.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chassis.db import Connection
 
 _MFA_COLUMNS = ("user_id, totp_secret_sealed, enabled, confirmed_at, totp_last_step, backup_code_hashes, "
                 "backup_codes_used, failed_attempts, coalesce(locked_until > now(), false) AS locked")
 
 
-async def mfa_for_update(conn: AsyncConnection, user_id: uuid.UUID) -> dict[str, Any] | None:
+async def mfa_for_update(conn: Connection, user_id: uuid.UUID) -> dict[str, Any] | None:
     row = (await conn.execute(
         text(f"SELECT {_MFA_COLUMNS} FROM identity.user_mfa WHERE user_id = :u FOR UPDATE"),
         {"u": user_id},
@@ -26,13 +28,13 @@ async def mfa_for_update(conn: AsyncConnection, user_id: uuid.UUID) -> dict[str,
     return dict(row) if row else None
 
 
-async def mfa_enabled(conn: AsyncConnection, user_id: uuid.UUID) -> bool:
+async def mfa_enabled(conn: Connection, user_id: uuid.UUID) -> bool:
     return bool((await conn.execute(
         text("SELECT enabled FROM identity.user_mfa WHERE user_id = :u"), {"u": user_id},
     )).scalar())
 
 
-async def start_enrollment(conn: AsyncConnection, user_id: uuid.UUID, sealed_secret: str) -> bool:
+async def start_enrollment(conn: Connection, user_id: uuid.UUID, sealed_secret: str) -> bool:
     """A new pending TOTP secret (replacing an unconfirmed one); False when MFA is already on."""
     result = await conn.execute(
         text("INSERT INTO identity.user_mfa (user_id, totp_secret_sealed) VALUES (:u, :s) "
@@ -44,7 +46,7 @@ async def start_enrollment(conn: AsyncConnection, user_id: uuid.UUID, sealed_sec
     return result.rowcount == 1
 
 
-async def enable(conn: AsyncConnection, user_id: uuid.UUID, step: int, backup_hashes: list[str]) -> None:
+async def enable(conn: Connection, user_id: uuid.UUID, step: int, backup_hashes: list[str]) -> None:
     await conn.execute(
         text("UPDATE identity.user_mfa SET enabled = true, confirmed_at = now(), totp_last_step = :step, "
              "backup_code_hashes = :codes, backup_codes_used = '{}', failed_attempts = 0, locked_until = NULL, "
@@ -53,7 +55,7 @@ async def enable(conn: AsyncConnection, user_id: uuid.UUID, step: int, backup_ha
     )
 
 
-async def accept_totp_step(conn: AsyncConnection, user_id: uuid.UUID, step: int) -> None:
+async def accept_totp_step(conn: Connection, user_id: uuid.UUID, step: int) -> None:
     await conn.execute(
         text("UPDATE identity.user_mfa SET totp_last_step = :step, failed_attempts = 0, locked_until = NULL, "
              "last_verified_at = now(), updated_at = now() WHERE user_id = :u AND totp_last_step < :step"),
@@ -61,7 +63,7 @@ async def accept_totp_step(conn: AsyncConnection, user_id: uuid.UUID, step: int)
     )
 
 
-async def spend_backup_code(conn: AsyncConnection, user_id: uuid.UUID, entry: str) -> bool:
+async def spend_backup_code(conn: Connection, user_id: uuid.UUID, entry: str) -> bool:
     """Moves one stored backup code to the used list; False if it was not (or no longer) there."""
     result = await conn.execute(
         text("UPDATE identity.user_mfa SET backup_code_hashes = array_remove(backup_code_hashes, :e), "
@@ -72,7 +74,7 @@ async def spend_backup_code(conn: AsyncConnection, user_id: uuid.UUID, entry: st
     return result.rowcount == 1
 
 
-async def replace_backup_codes(conn: AsyncConnection, user_id: uuid.UUID, backup_hashes: list[str]) -> None:
+async def replace_backup_codes(conn: Connection, user_id: uuid.UUID, backup_hashes: list[str]) -> None:
     await conn.execute(
         text("UPDATE identity.user_mfa SET backup_code_hashes = :codes, backup_codes_used = '{}', "
              "updated_at = now() WHERE user_id = :u"),
@@ -80,7 +82,7 @@ async def replace_backup_codes(conn: AsyncConnection, user_id: uuid.UUID, backup
     )
 
 
-async def record_failure(conn: AsyncConnection, user_id: uuid.UUID, max_failures: int, lock_seconds: int) -> bool:
+async def record_failure(conn: Connection, user_id: uuid.UUID, max_failures: int, lock_seconds: int) -> bool:
     """Counts a wrong code; the max-th in a row locks code checks. True when this one locked them."""
     locked = (await conn.execute(
         text("UPDATE identity.user_mfa SET "
@@ -93,18 +95,18 @@ async def record_failure(conn: AsyncConnection, user_id: uuid.UUID, max_failures
     return bool(locked)
 
 
-async def delete(conn: AsyncConnection, user_id: uuid.UUID) -> None:
+async def delete(conn: Connection, user_id: uuid.UUID) -> None:
     await conn.execute(text("DELETE FROM identity.user_mfa WHERE user_id = :u"), {"u": user_id})
 
 
-async def user_email(conn: AsyncConnection, user_id: uuid.UUID) -> str | None:
+async def user_email(conn: Connection, user_id: uuid.UUID) -> str | None:
     return (await conn.execute(
         text("SELECT email FROM identity.users WHERE id = :u AND deleted_at IS NULL AND is_active"),
         {"u": user_id},
     )).scalar()
 
 
-async def organization_requires_mfa(conn: AsyncConnection, org_id: uuid.UUID) -> bool:
+async def organization_requires_mfa(conn: Connection, org_id: uuid.UUID) -> bool:
     """The tenant must be org_id (organizations are under RLS)."""
     return bool((await conn.execute(
         text("SELECT mfa_required FROM identity.organizations WHERE id = :o AND deleted_at IS NULL"),
@@ -112,7 +114,7 @@ async def organization_requires_mfa(conn: AsyncConnection, org_id: uuid.UUID) ->
     )).scalar())
 
 
-async def enrollment_pending(conn: AsyncConnection, user_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+async def enrollment_pending(conn: Connection, user_id: uuid.UUID, org_id: uuid.UUID) -> bool:
     """The organization requires MFA and the user has not enabled it (tenant org_id: RLS)."""
     return bool((await conn.execute(
         text("SELECT o.mfa_required AND NOT coalesce(m.enabled, false) FROM identity.organizations o "
@@ -124,7 +126,7 @@ async def enrollment_pending(conn: AsyncConnection, user_id: uuid.UUID, org_id: 
 # -- login challenges (tenant rows) -------------------------------------------------------------
 
 
-async def insert_challenge(conn: AsyncConnection, org_id: uuid.UUID, user_id: uuid.UUID, challenge_hash: bytes,
+async def insert_challenge(conn: Connection, org_id: uuid.UUID, user_id: uuid.UUID, challenge_hash: bytes,
                            expires_at: datetime) -> None:
     await conn.execute(
         text("INSERT INTO identity.mfa_challenges (organization_id, user_id, challenge_hash, expires_at) "
@@ -133,7 +135,7 @@ async def insert_challenge(conn: AsyncConnection, org_id: uuid.UUID, user_id: uu
     )
 
 
-async def challenge_for_update(conn: AsyncConnection, challenge_hash: bytes) -> dict[str, Any] | None:
+async def challenge_for_update(conn: Connection, challenge_hash: bytes) -> dict[str, Any] | None:
     row = (await conn.execute(
         text("SELECT id, organization_id, user_id, attempts, used_at, expires_at <= now() AS expired "
              "FROM identity.mfa_challenges WHERE challenge_hash = :h FOR UPDATE"),
@@ -142,7 +144,7 @@ async def challenge_for_update(conn: AsyncConnection, challenge_hash: bytes) -> 
     return dict(row) if row else None
 
 
-async def count_challenge_attempt(conn: AsyncConnection, challenge_id: uuid.UUID) -> int:
+async def count_challenge_attempt(conn: Connection, challenge_id: uuid.UUID) -> int:
     return (await conn.execute(
         text("UPDATE identity.mfa_challenges SET attempts = attempts + 1, updated_at = now() "
              "WHERE id = :id RETURNING attempts"),
@@ -150,7 +152,7 @@ async def count_challenge_attempt(conn: AsyncConnection, challenge_id: uuid.UUID
     )).scalar()
 
 
-async def mark_challenge_used(conn: AsyncConnection, challenge_id: uuid.UUID) -> None:
+async def mark_challenge_used(conn: Connection, challenge_id: uuid.UUID) -> None:
     await conn.execute(
         text("UPDATE identity.mfa_challenges SET used_at = now(), updated_at = now() WHERE id = :id"),
         {"id": challenge_id},
@@ -162,18 +164,29 @@ async def mark_challenge_used(conn: AsyncConnection, challenge_id: uuid.UUID) ->
 _DEVICE_COLUMNS = "id, device_name, ip_address, user_agent, created_at, last_used_at, expires_at"
 
 
-async def insert_device(conn: AsyncConnection, user_id: uuid.UUID, device_hash: bytes, name: str, ip: str,
-                        user_agent: str, expires_at: datetime) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class TrustedDevice:
+    id: uuid.UUID
+    device_name: str | None
+    ip_address: str | None
+    user_agent: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime
+
+
+async def insert_device(conn: Connection, user_id: uuid.UUID, device_hash: bytes, name: str, ip: str,
+                        user_agent: str, expires_at: datetime) -> TrustedDevice:
     row = (await conn.execute(
         text("INSERT INTO identity.trusted_devices (user_id, device_hash, device_name, ip_address, user_agent, "
              f"expires_at, last_used_at) VALUES (:u, :h, :n, :ip, :ua, :e, now()) RETURNING {_DEVICE_COLUMNS}"),
         {"u": user_id, "h": device_hash, "n": name or None, "ip": ip or None, "ua": user_agent or None,
          "e": expires_at},
     )).mappings().one()
-    return dict(row)
+    return TrustedDevice(**dict(row))
 
 
-async def use_device(conn: AsyncConnection, user_id: uuid.UUID, device_hash: bytes) -> bool:
+async def use_device(conn: Connection, user_id: uuid.UUID, device_hash: bytes) -> bool:
     """True when the token is this user's device, not revoked and not expired (and notes the use)."""
     result = await conn.execute(
         text("UPDATE identity.trusted_devices SET last_used_at = now(), updated_at = now() "
@@ -183,25 +196,25 @@ async def use_device(conn: AsyncConnection, user_id: uuid.UUID, device_hash: byt
     return result.rowcount == 1
 
 
-async def list_devices(conn: AsyncConnection, user_id: uuid.UUID) -> list[dict[str, Any]]:
+async def list_devices(conn: Connection, user_id: uuid.UUID) -> list[TrustedDevice]:
     rows = (await conn.execute(
         text(f"SELECT {_DEVICE_COLUMNS} FROM identity.trusted_devices "
              "WHERE user_id = :u AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at DESC, id"),
         {"u": user_id},
     )).mappings().all()
-    return [dict(r) for r in rows]
+    return [TrustedDevice(**dict(r)) for r in rows]
 
 
-async def revoke_device(conn: AsyncConnection, user_id: uuid.UUID, device_id: uuid.UUID) -> dict[str, Any] | None:
+async def revoke_device(conn: Connection, user_id: uuid.UUID, device_id: uuid.UUID) -> TrustedDevice | None:
     row = (await conn.execute(
         text("UPDATE identity.trusted_devices SET revoked_at = now(), updated_at = now() "
              f"WHERE id = :id AND user_id = :u AND revoked_at IS NULL RETURNING {_DEVICE_COLUMNS}"),
         {"u": user_id, "id": device_id},
     )).mappings().first()
-    return dict(row) if row else None
+    return TrustedDevice(**dict(row)) if row else None
 
 
-async def revoke_all_devices(conn: AsyncConnection, user_id: uuid.UUID) -> int:
+async def revoke_all_devices(conn: Connection, user_id: uuid.UUID) -> int:
     result = await conn.execute(
         text("UPDATE identity.trusted_devices SET revoked_at = now(), updated_at = now() "
              "WHERE user_id = :u AND revoked_at IS NULL"),
