@@ -54,7 +54,8 @@ async def _written(admin_db, org_id):
                                 "WHERE organization_id = $1::uuid", org_id),
         await admin_db.fetchval("SELECT COALESCE(sum(lifetime_amount), 0) FROM crm.donor_giving "
                                 "WHERE organization_id = $1::uuid", org_id),
-        await admin_db.fetchval("SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid", org_id),
+        await admin_db.fetchval("SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid "
+                                "AND routing_key <> 'crm.audit.batch_recorded'", org_id),
     )
 
 
