@@ -78,7 +78,8 @@ async def _written(admin_db, org_id):
         " (SELECT coalesce(sum(version), 0) FROM crm.donor_lists WHERE organization_id = $1::uuid) AS versions,"
         " (SELECT coalesce(sum(donor_count), 0) FROM crm.donor_lists WHERE organization_id = $1::uuid) AS counts,"
         " (SELECT count(*) FROM crm.donor_list_members WHERE organization_id = $1::uuid) AS members,"
-        " (SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid) AS outbox", org_id)
+        " (SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid"
+        " AND routing_key <> 'crm.audit.batch_recorded') AS outbox", org_id)
 
 
 # -- create, get, list, update, delete ---------------------------------------------------------------

@@ -66,7 +66,8 @@ async def _written(admin_db, org_id):
     """Everything a journey RPC may write, for 'nothing written' checks. The journey as the
     organization sees it: the seeding consumer may store the default (version 1) meanwhile."""
     row = dict(await admin_db.fetchrow(
-        "SELECT (SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid) AS outbox,"
+        "SELECT (SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid"
+        " AND routing_key <> 'crm.audit.batch_recorded') AS outbox,"
         " (SELECT count(*) FROM crm.donor_stage_history WHERE organization_id = $1::uuid) AS history,"
         " (SELECT coalesce(sum(version), 0) FROM crm.donors WHERE organization_id = $1::uuid) AS donor_versions,"
         " (SELECT coalesce(max(version), 0) FROM crm.journeys WHERE organization_id = $1::uuid) AS journey,"

@@ -54,7 +54,8 @@ async def _written(admin_db, org_id):
         "SELECT (SELECT count(*) FROM crm.projects WHERE organization_id = $1::uuid) AS projects,"
         " (SELECT coalesce(sum(version), 0) FROM crm.projects WHERE organization_id = $1::uuid) AS versions,"
         " (SELECT count(*) FROM crm.donations WHERE organization_id = $1::uuid) AS donations,"
-        " (SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid) AS outbox", org_id)
+        " (SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid"
+        " AND routing_key <> 'crm.audit.batch_recorded') AS outbox", org_id)
 
 
 def _amount(m):

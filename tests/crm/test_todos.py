@@ -79,7 +79,8 @@ async def _written(admin_db, org_id):
         "SELECT (SELECT count(*) FROM crm.todos WHERE organization_id = $1::uuid) AS todos,"
         " (SELECT coalesce(string_agg(t::text, '|' ORDER BY id), '') FROM crm.todos t"
         "  WHERE organization_id = $1::uuid) AS rows,"
-        " (SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid) AS outbox", org_id)
+        " (SELECT count(*) FROM crm.outbox WHERE tenant_id = $1::uuid"
+        " AND routing_key <> 'crm.audit.batch_recorded') AS outbox", org_id)
 
 
 def _conf(value):
