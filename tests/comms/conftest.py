@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from services.comms.providers.catcher import list_mail, raw_mail
-from tests.helpers import eventually
+from tests.helpers import EVENTUALLY_TIMEOUT, eventually
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,8 @@ class Mailbox:
     def to(self, address: str) -> list[dict]:
         return [m for m in list_mail(self.folder) if address.lower() in [r.lower() for r in m["rcpt_tos"]]]
 
-    async def wait_for(self, address: str, count: int = 1, timeout: float = 15) -> list[email.message.EmailMessage]:
+    async def wait_for(self, address: str, count: int = 1,
+                       timeout: float = EVENTUALLY_TIMEOUT) -> list[email.message.EmailMessage]:
         await eventually(lambda: len(self.to(address)) >= count, timeout=timeout)
         return [self.parse(m["id"]) for m in self.to(address)]
 
