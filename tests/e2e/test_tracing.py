@@ -51,6 +51,17 @@ async def test_trace_context_travels_from_rpc_through_outbox_to_consumer(env, id
         assert any(s.kind == trace.SpanKind.SERVER and s.context.trace_id == trace_id for s in spans)
         assert any("INSERT" in (s.name or "") or s.attributes.get("db.system") == "postgresql"
                    for s in spans if s.context.trace_id == trace_id)
+
+        # background work: a statement outside any span starts no trace; inside a named span it is a child
+        async with db.unit_of_work(None) as uow:
+            await uow.conn.execute("SELECT 1")
+        with tracer.start_as_current_span("background.job") as job:
+            async with db.unit_of_work(None) as uow:
+                await uow.conn.execute("SELECT 2")
+        spans = exporter.get_finished_spans()
+        assert [s.name for s in spans if s.parent is None and s.attributes.get("db.system")] == []
+        assert any(s.parent is not None and s.parent.span_id == job.get_span_context().span_id
+                   and s.attributes.get("db.system") for s in spans)
     finally:
         await consumer.stop()
         await host.stop()
