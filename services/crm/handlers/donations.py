@@ -68,6 +68,8 @@ async def record_in(uow, org: uuid.UUID, d: DonationFields, checked: CheckedGift
         if status is None:
             raise InvalidArgument.field("donation.project_id", "no such project")
         project_rules.check_accepts_gifts(status, str(project_id))
+    if checked.pledge_id:
+        await pledges.check_exists(uow, org, checked.pledge_id)
     values = {
         "donor_id": donor_id, "project_id": project_id, "amount": d.amount, "currency": d.currency,
         "date": d.date, "payment_method": d.payment_method, "reference_number": d.reference_number,

@@ -121,6 +121,13 @@ async def write_off(db: Database, org: uuid.UUID, pledge_id: str, etag: str, rea
 # -- the gifts that pay a pledge ---------------------------------------------------------------
 
 
+async def check_exists(uow: UnitOfWork, org: uuid.UUID, pledge_id: uuid.UUID,
+                       path: str = "donation.pledge_id") -> None:
+    """Before a gift paying a pledge is recorded (the pledge is locked, and checked, after it)."""
+    if await store.get(uow.conn, org, pledge_id) is None:
+        raise InvalidArgument.field(path, "no such pledge")
+
+
 async def apply_on_record(uow: UnitOfWork, org: uuid.UUID, gift: Donation, path: str = "donation.pledge_id") -> None:
     """A just-recorded gift with a pledge_id: checked against the pledge (a broken rule rolls the
     whole record back), then the pledge's received amount and status follow."""
