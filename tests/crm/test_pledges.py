@@ -6,8 +6,17 @@ import uuid
 
 import grpc
 import pytest
-from givance.crm.v1 import donation_pb2, insight_pb2, pledge_pb2, pledge_service_pb2, pledge_service_pb2_grpc
+from givance.crm.v1 import (
+    donation_pb2,
+    gift_batch_pb2,
+    gift_batch_service_pb2_grpc,
+    insight_pb2,
+    pledge_pb2,
+    pledge_service_pb2,
+    pledge_service_pb2_grpc,
+)
 from givance.crm.v1 import donation_service_pb2 as dpb
+from givance.crm.v1 import gift_batch_service_pb2 as bpb
 from givance.crm.v1 import insight_service_pb2 as ipb
 from givance.crm.v1 import pledge_service_pb2 as ppb
 from google.protobuf import field_mask_pb2
@@ -176,3 +185,23 @@ async def test_another_tenants_pledge_is_not_found(stubs, pledges, tenant, other
     assert every.uncalled() == set()
     await invalid(_pay(stubs, other_tenant, (await _donor(stubs, other_tenant)).id, p.id, usd(5)),
                   "donation.pledge_id")
+
+
+async def test_a_batch_gift_pays_a_pledge_when_the_batch_posts(stubs, pledges, tenant, crm_db):
+    batches = gift_batch_service_pb2_grpc.GiftBatchServiceStub(stubs.crm_channel)
+    donor = await _donor(stubs, tenant)
+    p = await _pledge(pledges, tenant, donor.id, usd(100), count=1)
+    batch = (await batches.CreateGiftBatch(bpb.CreateGiftBatchRequest(batch=gift_batch_pb2.GiftBatch(
+        name="deposit", expected_count=1, expected_total=usd(100))), metadata=tenant.md)).batch
+
+    def entry(pledge_id):
+        return bpb.AddBatchGiftRequest(batch_id=batch.id, gift=gift_batch_pb2.BatchGift(donation=donation_pb2.Donation(
+            donor_id=donor.id, amount=usd(100), date=day(2026, 2, 1), pledge_id=pledge_id)))
+    await invalid(batches.AddBatchGift(entry(str(uuid.uuid4())), metadata=tenant.md), "donation.pledge_id")
+    added = await batches.AddBatchGift(entry(p.id), metadata=tenant.md)
+    assert added.gift.donation.pledge_id == p.id
+    assert (await _get(pledges, tenant, p.id)).payment_count == 0  # not before the batch posts
+    await batches.PostGiftBatch(bpb.PostGiftBatchRequest(id=batch.id), metadata=tenant.md)
+    got = await _get(pledges, tenant, p.id)
+    assert (got.status, got.payment_count) == (FULFILLED, 1)
+    assert await check_rollups(crm_db, uuid.UUID(tenant.org_id)) == []

@@ -54,6 +54,7 @@ class Run:
         self.donors: list[str] = []
         self.funds: list[str] = []
         self.gifts: list[str] = []
+        self.known: dict[str, donation_pb2.Donation] = {}  # each gift as the last write answered it
         self.pledges: list[str] = []
         self.writes = 0
 
@@ -86,7 +87,11 @@ class Run:
         return day(self.rng.choice([2025, 2026]), self.rng.randint(1, 10), self.rng.randint(1, 28))
 
     async def gift_of(self, gift_id: str):
-        return (await self.stubs.donations.GetDonation(dpb.GetDonationRequest(id=gift_id), metadata=self.md)).donation
+        """The gift as the last write of it answered (no read: the writes are what is measured)."""
+        return self.known[gift_id]
+
+    def keep(self, g) -> None:
+        self.known[g.id] = g
 
     async def record(self) -> None:
         giver, pledge_id = self.rng.choice(self.donors), ""
@@ -100,6 +105,7 @@ class Run:
             giver, amount, soft_credits=self.credits(giver, amount), allocations=self.split(amount),
             date=self.when(), pledge_id=pledge_id, tax_deductible=self.rng.random() < 0.9), metadata=self.md)
         self.gifts.append(r.donation.id)
+        self.keep(r.donation)
 
     async def stubs_pledge(self, pledge_id: str):
         return (await self.pledges_stub.GetPledge(ppb.GetPledgeRequest(id=pledge_id), metadata=self.md)).pledge
@@ -116,26 +122,30 @@ class Run:
             patch.donor_id = self.rng.choice(self.donors)
         else:
             patch.tax_deductible = not g.tax_deductible
-        await self.stubs.donations.UpdateDonation(dpb.UpdateDonationRequest(
+        r = await self.stubs.donations.UpdateDonation(dpb.UpdateDonationRequest(
             donation=patch, update_mask=field_mask_pb2.FieldMask(paths=[path]), reason="fix"), metadata=self.md)
+        self.keep(r.donation)
 
     async def refund(self) -> None:
         g = await self.gift_of(self.rng.choice(self.gifts))
         part = self.rng.random() < 0.6
-        await self.stubs.donations.RefundDonation(dpb.RefundDonationRequest(
+        r = await self.stubs.donations.RefundDonation(dpb.RefundDonationRequest(
             donation_id=g.id, reason="refund", refund_date=day(2026, 11, 30),
             amount=usd(self.rng.randint(1, max(1, g.amount.units // 2)), 0, g.amount.currency_code) if part else None),
             metadata=self.md)
+        self.keep(r.donation)
 
     async def set_credits(self) -> None:
         g = await self.gift_of(self.rng.choice(self.gifts))
-        await self.stubs.donations.SetDonationSoftCredits(dpb.SetDonationSoftCreditsRequest(
+        r = await self.stubs.donations.SetDonationSoftCredits(dpb.SetDonationSoftCreditsRequest(
             donation_id=g.id, soft_credits=self.credits(g.donor_id, g.amount)), metadata=self.md)
+        self.keep(r.donation)
 
     async def set_split(self) -> None:
         g = await self.gift_of(self.rng.choice(self.gifts))
-        await self.stubs.donations.SetDonationAllocations(dpb.SetDonationAllocationsRequest(
+        r = await self.stubs.donations.SetDonationAllocations(dpb.SetDonationAllocationsRequest(
             donation_id=g.id, allocations=self.split(g.amount)), metadata=self.md)
+        self.keep(r.donation)
 
     async def receipts(self) -> None:
         ids = self.rng.sample(self.gifts, min(len(self.gifts), self.rng.randint(1, 8)))
@@ -155,7 +165,10 @@ class Run:
         posted = await self.batches.PostGiftBatch(bpb.PostGiftBatchRequest(id=batch.id), metadata=self.md)
         entered = await self.batches.ListBatchGifts(bpb.ListBatchGiftsRequest(batch_id=posted.batch.id),
                                                     metadata=self.md)
-        self.gifts.extend(g.donation_id for g in entered.gifts)
+        for g in entered.gifts:
+            self.gifts.append(g.donation_id)
+            self.keep(donation_pb2.Donation(id=g.donation_id, donor_id=g.donation.donor_id, amount=g.donation.amount,
+                                            tax_deductible=True))
 
     async def pledge(self) -> None:
         p = await self.pledges_stub.CreatePledge(ppb.CreatePledgeRequest(pledge=pledge_pb2.Pledge(
@@ -179,6 +192,7 @@ class Run:
         r = await self.matches.ReceiveMatchingGift(mpb.ReceiveMatchingGiftRequest(
             id=m.matching_gift.id, date=self.when()), metadata=self.md)
         self.gifts.append(r.donation.id)
+        self.keep(r.donation)
 
     async def merge(self, step: int) -> None:
         s_id, m_id = self.rng.sample(self.donors, 2)
@@ -187,6 +201,9 @@ class Run:
         await self.stubs.donors.MergeDonors(pb.MergeDonorsRequest(
             survivor_id=s.id, merged_id=m.id, survivor_etag=s.etag, merged_etag=m.etag), metadata=self.md)
         self.donors.remove(m_id)
+        for g in self.known.values():  # the merged donor's gifts are the survivor's now
+            if g.donor_id == m_id:
+                g.donor_id = s_id
         await self.new_donor(f"N{step}")
 
     async def delete(self, step: int) -> None:
