@@ -113,7 +113,7 @@ class Run:
     async def correct(self) -> None:
         g = await self.gift_of(self.rng.choice(self.gifts))
         path = self.rng.choice(["amount", "amount", "date", "donor_id", "tax_deductible"])
-        patch = donation_pb2.Donation(id=g.id, etag=g.etag)
+        patch = donation_pb2.Donation(id=g.id)
         if path == "amount":
             patch.amount.CopyFrom(self.money(1, 900, g.amount.currency_code if self.rng.random() < 0.8 else None))
         elif path == "date":

@@ -21,6 +21,7 @@ from services.crm.domain.donations import DonationFields
 from services.crm.domain.soft_credits import SoftCreditInput
 from services.crm.handlers.donations import check_record, record_in
 from services.crm.store import donations as gift_store
+from services.crm.store import donor_matching as merges
 from services.crm.store import matching_gifts as store
 from services.crm.store import soft_credits as credit_store
 from services.crm.store.donations import Donation
@@ -118,8 +119,10 @@ async def receive_match(db: Database, org: uuid.UUID, match_id: str, etag: str, 
         check_etag(etag, m.version, "matching gift", "etag")
         if m.status != "pledged":
             raise FailedPrecondition(f"matching gift {match_id} was received already", reason="MATCH_RECEIVED")
+        # An employer merged into another donor since the pledge: the survivor pays.
+        employer = await merges.merged_into(uow.conn, org, m.employer_donor_id) or m.employer_donor_id
         fields = DonationFields(
-            donor_id=str(m.employer_donor_id), project_id=None, amount=m.amount, currency=m.currency, date=gift_date,
+            donor_id=str(employer), project_id=None, amount=m.amount, currency=m.currency, date=gift_date,
             payment_method=payment_method, reference_number=reference_number or None,
             notes=f"Matching gift for donation {m.donation_id}", is_recurring=False, recurring_frequency=None,
             tax_deductible=True, soft_credits=[SoftCreditInput(donor_id=str(m.employee_donor_id),
