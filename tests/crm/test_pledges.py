@@ -14,11 +14,14 @@ from givance.crm.v1 import (
     pledge_pb2,
     pledge_service_pb2,
     pledge_service_pb2_grpc,
+    receipt_service_pb2_grpc,
 )
 from givance.crm.v1 import donation_service_pb2 as dpb
+from givance.crm.v1 import donor_service_pb2 as pb
 from givance.crm.v1 import gift_batch_service_pb2 as bpb
 from givance.crm.v1 import insight_service_pb2 as ipb
 from givance.crm.v1 import pledge_service_pb2 as ppb
+from givance.crm.v1 import receipt_service_pb2 as rpb
 from google.protobuf import field_mask_pb2
 
 from services.crm.handlers.rollups import check_rollups
@@ -204,4 +207,20 @@ async def test_a_batch_gift_pays_a_pledge_when_the_batch_posts(stubs, pledges, t
     await batches.PostGiftBatch(bpb.PostGiftBatchRequest(id=batch.id), metadata=tenant.md)
     got = await _get(pledges, tenant, p.id)
     assert (got.status, got.payment_count) == (FULFILLED, 1)
+    assert await check_rollups(crm_db, uuid.UUID(tenant.org_id)) == []
+
+
+async def test_a_merge_moves_pledges_and_receipts_to_the_survivor(stubs, pledges, tenant, crm_db):
+    receipts = receipt_service_pb2_grpc.ReceiptServiceStub(stubs.crm_channel)
+    survivor, merged = await _donor(stubs, tenant), await _donor(stubs, tenant)
+    p = await _pledge(pledges, tenant, merged.id, usd(200), count=2)
+    paid = await _pay(stubs, tenant, merged.id, p.id, usd(100))
+    await stubs.donations.MarkReceiptsSent(dpb.MarkReceiptsSentRequest(donation_ids=[paid.id]), metadata=tenant.md)
+    await stubs.donors.MergeDonors(pb.MergeDonorsRequest(survivor_id=survivor.id, merged_id=merged.id),
+                                   metadata=tenant.md)
+    assert (await _get(pledges, tenant, p.id)).donor_id == survivor.id
+    moved = await receipts.ListReceipts(rpb.ListReceiptsRequest(donor_id=survivor.id), metadata=tenant.md)
+    assert [r.donation_id for r in moved.receipts] == [paid.id]
+    await _pay(stubs, tenant, survivor.id, p.id, usd(100))  # the survivor pays the rest
+    assert (await _get(pledges, tenant, p.id)).status == FULFILLED
     assert await check_rollups(crm_db, uuid.UUID(tenant.org_id)) == []
