@@ -30,7 +30,10 @@ from services.crm.api.gift_batches import GiftBatchServicer
 from services.crm.api.households import HouseholdServicer
 from services.crm.api.insight import InsightServicer
 from services.crm.api.journeys import JourneyServicer
+from services.crm.api.matching_gifts import MatchingGiftServicer
+from services.crm.api.pledges import PledgeServicer
 from services.crm.api.projects import ProjectServicer
+from services.crm.api.receipts import ReceiptServicer
 from services.crm.api.todos import TodoServicer
 from services.crm.api.workflows import WorkflowServicer
 from services.crm.consumers import SUBSCRIPTIONS
@@ -153,7 +156,7 @@ def servicers(b: Built[CrmSettings]) -> list[object]:
     own: Own = b.own
     return [DonorServicer(b.db, b.reads, stream_idle_seconds=b.settings.stream_idle_seconds),
             DonationServicer(b.db, b.reads), FundServicer(b.db), HouseholdServicer(b.db), GiftBatchServicer(b.db),
-            JourneyServicer(b.db),
+            ReceiptServicer(b.db, b.reads), PledgeServicer(b.db), MatchingGiftServicer(b.db), JourneyServicer(b.db),
             DonorListServicer(b.db, b.reads), ProjectServicer(b.db), TodoServicer(b.db), InsightServicer(b.db, b.reads),
             ClientServicer(b.db, own.keyring),
             DocumentServicer(own.documents, stream_idle_seconds=b.settings.stream_idle_seconds),

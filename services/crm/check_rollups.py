@@ -1,6 +1,7 @@
 """python -m services.crm.check_rollups [ORGANIZATION_ID ...]: crm.check_rollups, for an operator.
 
-Every kept total (donors' hard and soft giving per currency) is summed again from the gifts and
+Every kept total (donors' hard and soft giving per currency, fund splits, pledges' received amounts,
+live tax receipts) is summed again from the gifts and
 compared with what crm keeps; each difference is printed as one tab-separated line (rollup,
 key, kept, expected) and the exit status is 1 when there is any, 0 when there is none. Without
 ids, every organization with a donor is checked: run it with the migrations' DATABASE_URL, whose

@@ -15,8 +15,10 @@ from chassis.resource import etag
 from services.crm.handlers import donations as handlers
 from services.crm.handlers import funds as fund_handlers
 from services.crm.handlers import soft_credits as credit_handlers
+from services.crm.handlers import tax_receipts as receipt_handlers
 from services.crm.handlers.donations import Donation, DonationFields, Refund, Revision
 from services.crm.handlers.funds import AllocationInput
+from services.crm.handlers.gift_extras import Tribute
 from services.crm.handlers.soft_credits import SoftCreditInput
 
 _METHOD_IN = {
@@ -41,6 +43,25 @@ _ROLE_IN = {
     donation_pb2.SOFT_CREDIT_ROLE_INFLUENCER: "influencer", donation_pb2.SOFT_CREDIT_ROLE_OTHER: "other",
 }
 _ROLE_OUT = {v: k for k, v in _ROLE_IN.items()}
+
+
+_KIND_IN = {donation_pb2.TRIBUTE_KIND_HONOR: "honor", donation_pb2.TRIBUTE_KIND_MEMORY: "memory"}
+_KIND_OUT = {v: k for k, v in _KIND_IN.items()}
+_TRIBUTE_TEXT = ("honoree_name", "notify_name", "notify_email", "notify_street", "notify_city", "notify_state",
+                 "notify_postal_code", "notify_country", "message")
+
+
+def tribute_from_proto(d: donation_pb2.Donation) -> Tribute | None:
+    if not d.HasField("tribute"):
+        return None
+    t = d.tribute
+    return Tribute(kind=_KIND_IN.get(t.kind), **{f: getattr(t, f) for f in _TRIBUTE_TEXT})
+
+
+def tribute_to_proto(t: Tribute | None) -> donation_pb2.Tribute | None:
+    if t is None:
+        return None
+    return donation_pb2.Tribute(kind=_KIND_OUT[t.kind], **{f: getattr(t, f) or "" for f in _TRIBUTE_TEXT})
 
 
 def credits_from_proto(credits, path: str, v: Violations) -> list[SoftCreditInput]:
@@ -97,7 +118,8 @@ def fields_from_proto(d: donation_pb2.Donation, only: set[str] | None = None) ->
         date=gift_date, payment_method=_METHOD_IN[d.payment_method], reference_number=d.reference_number or None,
         notes=d.notes or None, is_recurring=d.is_recurring, recurring_frequency=d.recurring_frequency or None,
         tax_deductible=d.tax_deductible if d.HasField("tax_deductible") else True, soft_credits=credits,
-        allocations=split,
+        allocations=split, pledge_id=(d.pledge_id or None) if only is None else None,
+        tribute=tribute_from_proto(d) if only is None else None,
     )
 
 
@@ -117,6 +139,7 @@ def donation_to_proto(d: Donation) -> donation_pb2.Donation:
         allocations=[donation_pb2.FundAllocation(fund_id=str(a.fund_id), amount=money(a.amount, d.currency),
                                                  refunded_amount=money(a.refunded_amount, d.currency))
                      for a in d.allocations],
+        pledge_id=str(d.pledge_id or ""), tribute=tribute_to_proto(d.tribute), receipt_number=d.receipt_number or "",
     )
 
 
@@ -213,17 +236,18 @@ class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
 
     async def MarkReceiptsSent(self, request: pb.MarkReceiptsSentRequest, ctx) -> pb.MarkReceiptsSentResponse:
         send_time = from_timestamp(request.send_time) if request.HasField("send_time") else None
-        rows, marked = await handlers.mark_receipts_sent(self.db, context.current().tenant_id,
+        rows, marked = await receipt_handlers.mark_receipts_sent(self.db, context.current().tenant_id,
                                                          list(request.donation_ids), send_time)
         return pb.MarkReceiptsSentResponse(donations=[donation_to_proto(r) for r in rows], newly_marked_count=marked)
 
     async def GetReceiptSummary(self, request: pb.GetReceiptSummaryRequest, ctx) -> pb.GetReceiptSummaryResponse:
-        totals = await handlers.receipt_summary(self.db, self.reads, context.current().tenant_id, request.donor_id,
-                                                request.year)
+        totals = await receipt_handlers.receipt_summary(self.db, self.reads, context.current().tenant_id,
+                                                        request.donor_id, request.year)
         return pb.GetReceiptSummaryResponse(donor_id=request.donor_id, year=request.year, totals=[
             pb.ReceiptCurrencyTotal(
                 total=money(t.total, t.currency), gift_count=t.gift_count,
                 gifts=[pb.ReceiptGift(donation_id=g.id, date=date_pb(g.date), amount=money(g.amount, t.currency),
-                                      reference_number=g.reference_number or "", receipt_sent=g.receipt_sent)
+                                      reference_number=g.reference_number or "", receipt_sent=g.receipt_sent,
+                                      receipt_number=g.receipt_number or "")
                        for g in t.gifts])
             for t in totals])

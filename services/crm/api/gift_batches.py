@@ -33,7 +33,8 @@ def gift_to_proto(g: BatchGift) -> gift_batch_pb2.BatchGift:
         donation=donation_pb2.Donation(
             donor_id=str(g.donor_id), project_id=str(g.project_id or ""), amount=money(g.amount, g.currency),
             date=date_pb(g.date), payment_method=_METHOD_OUT.get(g.payment_method, 0),
-            reference_number=g.reference_number or "", notes=g.notes or "", tax_deductible=g.tax_deductible))
+            reference_number=g.reference_number or "", notes=g.notes or "", tax_deductible=g.tax_deductible,
+            pledge_id=str(g.pledge_id or "")))
 
 
 class GiftBatchServicer(gift_batch_service_pb2_grpc.GiftBatchServiceServicer):

@@ -89,7 +89,9 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
             item = insight_pb2.GivingPeriod(
                 start_date=date_pb(p.start_date), end_date=date_pb(p.end_date), total=money(p.total, cur),
                 gift_count=p.gift_count, donor_count=p.donor_count, average_gift=money(p.average_gift, cur),
-                previous_donor_count=p.previous_donor_count, retained_donor_count=p.retained_donor_count)
+                previous_donor_count=p.previous_donor_count, retained_donor_count=p.retained_donor_count,
+                pledged_amount=money(p.pledged, cur), pledge_count=p.pledge_count,
+                pledge_received_amount=money(p.pledge_received, cur))
             if p.retention_rate is not None:
                 item.retention_rate = float(p.retention_rate)
             out.append(item)

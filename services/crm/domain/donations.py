@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from chassis.errors import FailedPrecondition, Violations
 
@@ -34,6 +35,9 @@ class DonationFields:
     soft_credits: list = field(default_factory=list)
     # On record only (domain.funds.AllocationInput); later through SetDonationAllocations.
     allocations: list = field(default_factory=list)
+    # On record only: the pledge the gift pays, and a tribute (domain.tributes.Tribute).
+    pledge_id: str | None = None
+    tribute: Any = None
 
 
 def check_amount(amount: Decimal | None, currency: str, path: str, v: Violations) -> None:

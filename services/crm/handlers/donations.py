@@ -17,14 +17,14 @@ from chassis.db import Database
 from chassis.errors import Aborted, InvalidArgument, NotFound, Violations
 from chassis.resource import Keyset, check_etag, check_request_id, expand_mask, parse_id, parse_optional_id
 from services.crm.domain import donations as rules
+from services.crm.domain import pledges as pledge_rules
 from services.crm.domain import projects as project_rules
+from services.crm.domain import tributes as tribute_rules
 from services.crm.domain.donations import DonationFields
-from services.crm.handlers import funds, soft_credits
+from services.crm.handlers import funds, gift_extras, pledges, soft_credits, tax_receipts
 from services.crm.store import donations as store
 from services.crm.store import projects as project_store
-from services.crm.store import receipts as receipt_store
 from services.crm.store.donations import Donation, Refund, Revision
-from services.crm.store.receipts import ReceiptTotal
 
 
 async def record_donation(db: Database, org: uuid.UUID, d: DonationFields, request_id: str) -> Donation:
@@ -42,6 +42,8 @@ class CheckedGift:
     project_id: uuid.UUID | None
     credits: list
     split: list
+    pledge_id: uuid.UUID | None = None
+    tribute: tribute_rules.Tribute | None = None
 
 
 def check_record(d: DonationFields, v: Violations) -> CheckedGift:
@@ -51,7 +53,9 @@ def check_record(d: DonationFields, v: Violations) -> CheckedGift:
     rules.check_gift(d, v)
     credits = soft_credits.check_new(d.soft_credits, donor_id, d.amount, d.currency, v) if d.soft_credits else []
     split = funds.check_new(d.allocations, d.amount, d.currency, v) if d.allocations else []
-    return CheckedGift(donor_id, project_id, credits, split)
+    pledge_id = parse_optional_id(d.pledge_id or "", "donation.pledge_id", v)
+    tribute = tribute_rules.check(d.tribute, "donation.tribute", v) if d.tribute is not None else None
+    return CheckedGift(donor_id, project_id, credits, split, pledge_id, tribute)
 
 
 async def record_in(uow, org: uuid.UUID, d: DonationFields, checked: CheckedGift, request_id: str) -> Donation:
@@ -64,28 +68,33 @@ async def record_in(uow, org: uuid.UUID, d: DonationFields, checked: CheckedGift
         if status is None:
             raise InvalidArgument.field("donation.project_id", "no such project")
         project_rules.check_accepts_gifts(status, str(project_id))
+    if checked.pledge_id:
+        await pledges.check_exists(uow, org, checked.pledge_id)
     values = {
         "donor_id": donor_id, "project_id": project_id, "amount": d.amount, "currency": d.currency,
         "date": d.date, "payment_method": d.payment_method, "reference_number": d.reference_number,
         "notes": d.notes, "is_recurring": d.is_recurring, "recurring_frequency": d.recurring_frequency,
         "tax_deductible": d.tax_deductible,
         "next_expected_date": rules.next_expected_date(d.date, d.is_recurring, d.recurring_frequency),
+        "pledge_id": checked.pledge_id,
     }
     row = await store.record(uow.conn, org, uuid.uuid4(), values, request_id or None)
     if row is None:
         if request_id:
             first = await store.by_request_id(uow.conn, org, request_id)
             if first is not None:
-                if credits or split:
-                    await soft_credits.attach(uow, org, [first])
-                    await funds.attach(uow, org, [first])
+                await details(uow, org, [first])
                 return first  # AIP-155: a retry returns the first result, records nothing
         raise NotFound(f"donor {d.donor_id} not found")
     if credits:
         await soft_credits.add_on_record(uow, org, row, credits)
     if split:
         await funds.allocate_on_record(uow, org, row, split)
+    if row.pledge_id:
+        await pledges.apply_on_record(uow, org, row)
     contact = await store.thank_you_contact(uow.conn, org, row.donor_id)
+    if checked.tribute is not None:
+        await gift_extras.add_tribute(uow, org, row, checked.tribute, contact)
     uow.publish(
         "crm.donation.recorded",
         crm_events_pb2.DonationRecordedEvent(
@@ -102,6 +111,13 @@ async def record_in(uow, org: uuid.UUID, d: DonationFields, checked: CheckedGift
         k: getattr(row, k) for k in ("donor_id", "project_id", "amount", "currency", "date", "payment_method",
                             "reference_number", "is_recurring", "recurring_frequency", "tax_deductible")})
     return row
+
+
+async def details(uow, org: uuid.UUID, gifts: list[Donation]) -> None:
+    """Read the gifts' soft credits, split, live receipt number and tribute."""
+    await soft_credits.attach(uow, org, gifts)
+    await funds.attach(uow, org, gifts)
+    await gift_extras.attach(uow, org, gifts)
 
 
 @dataclass
@@ -129,8 +145,7 @@ async def list_donations(db: Database, reads: ReadAudit, org: uuid.UUID,
     async with db.unit_of_work(org) as uow:
         rows = await store.page(uow.conn, org, donor_id=did, after=page.after, limit=page.limit, project_id=pid,
                                 recurring_only=q.recurring_only, start=q.start_date, end=q.end_date)
-        await soft_credits.attach(uow, org, rows)
-        await funds.attach(uow, org, rows)
+        await details(uow, org, rows)
     # Gifts are donor financial data: the read is audited (in a batch).
     reads.record("crm.donation.list", "donor", str(did) if did else "",
                  after={"returned": min(len(rows), page.size)})
@@ -145,8 +160,7 @@ async def get_donation(db: Database, reads: ReadAudit, org: uuid.UUID,
         if row is None:
             raise NotFound(f"donation {donation_id} not found")
         refunds = await store.refunds(uow.conn, org, gid)
-        await soft_credits.attach(uow, org, [row])
-        await funds.attach(uow, org, [row])
+        await details(uow, org, [row])
     reads.record("crm.donation.get", "donation", str(gid))
     return row, refunds
 
@@ -193,6 +207,9 @@ async def update_donation(db: Database, org: uuid.UUID, donation_id: str, etag: 
                 raise InvalidArgument.field("donation.project_id", "no such project")
             project_rules.check_accepts_gifts(status, str(project_id))
         rules.check_correction(merged.amount, merged.currency, row.currency, row.refunded_amount, str(gid))
+        if row.pledge_id:
+            pledge_rules.check_payment_correction(uuid.UUID(merged.donor_id) != row.donor_id,
+                                                  merged.currency != row.currency, str(gid))
         if soft and merged.amount < row.amount:
             await soft_credits.before_correction(uow, org, gid, merged.amount)
 
@@ -207,8 +224,7 @@ async def update_donation(db: Database, org: uuid.UUID, donation_id: str, etag: 
                                                                 merged.recurring_frequency)
         changed = [p for p, cols in rules.UPDATE_PATHS.items() if any(values[c] != getattr(row, c) for c in cols)]
         if not changed:
-            await soft_credits.attach(uow, org, [row])
-            await funds.attach(uow, org, [row])
+            await details(uow, org, [row])
             return row  # nothing to correct: nothing written
         cols = [c for p in changed for c in rules.UPDATE_PATHS[p]]
         before = {c: getattr(row, c) for c in cols}
@@ -221,8 +237,9 @@ async def update_donation(db: Database, org: uuid.UUID, donation_id: str, etag: 
             await soft_credits.after_correction(uow, org, row, updated, soft)
         if updated.amount != row.amount:
             await funds.follow_gift(uow, org, updated)
-        await soft_credits.attach(uow, org, [updated])
-        await funds.attach(uow, org, [updated])
+        await pledges.follow_gift(uow, org, updated)
+        await tax_receipts.follow_gift(uow, org, row, updated, reason)
+        await details(uow, org, [updated])
         moved = updated.donor_id != row.donor_id
         uow.publish(
             "crm.donation.updated",
@@ -260,8 +277,7 @@ async def refund_donation(db: Database, org: uuid.UUID, donation_id: str, amount
             first = await store.refund_by_request_id(uow.conn, org, request_id)
             if first is not None:  # AIP-155: a retry returns the first result, refunds nothing
                 gift = await store.get(uow.conn, org, first.donation_id)
-                await soft_credits.attach(uow, org, [gift])
-                await funds.attach(uow, org, [gift])
+                await details(uow, org, [gift])
                 return gift, first
         # FOR UPDATE on the gift: two refunds racing on it run one after the other, and the
         # second sees what the first refunded.
@@ -281,8 +297,9 @@ async def refund_donation(db: Database, org: uuid.UUID, donation_id: str, amount
         await store.recompute_giving(uow.conn, org, [(updated.donor_id, updated.currency)])
         await soft_credits.after_refund(uow, org, updated, soft)
         await funds.follow_gift(uow, org, updated)
-        await soft_credits.attach(uow, org, [updated])
-        await funds.attach(uow, org, [updated])
+        await pledges.follow_gift(uow, org, updated)
+        await tax_receipts.follow_gift(uow, org, row, updated, reason)
+        await details(uow, org, [updated])
         remaining = updated.amount - updated.refunded_amount
         uow.publish(
             "crm.donation.refunded",
@@ -312,46 +329,3 @@ async def list_revisions(db: Database, reads: ReadAudit, org: uuid.UUID, donatio
         rows = await store.revisions_page(uow.conn, org, gid, page.after[0] if page.after else None, page.limit)
     reads.record("crm.donation.revisions", "donation", str(gid), after={"returned": min(len(rows), page.size)})
     return page.cut(rows, lambda r: (r.revision,))
-
-
-async def mark_receipts_sent(db: Database, org: uuid.UUID, donation_ids: list[str],
-                             send_time: datetime | None) -> tuple[list[Donation], int]:
-    v = Violations()
-    if not donation_ids:
-        v.add("donation_ids", "name at least one donation")
-    elif len(donation_ids) > rules.MAX_RECEIPT_IDS:
-        v.add("donation_ids", f"must name at most {rules.MAX_RECEIPT_IDS} donations")
-    ids: list[uuid.UUID] = []
-    for i, raw in enumerate(donation_ids[:rules.MAX_RECEIPT_IDS + 1]):
-        gid = parse_id(raw, f"donation_ids[{i}]", v)
-        if gid is not None:
-            ids.append(gid)
-    v.raise_if_any()
-    when = send_time or datetime.now(UTC)
-    async with db.unit_of_work(org) as uow:
-        found = await receipt_store.lock_many(uow.conn, org, ids)
-        missing = [str(i) for i in dict.fromkeys(ids) if i not in found]
-        if missing:  # all or nothing
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise NotFound(f"donations not found: {shown}; no receipt was marked")
-        rows, marked = await receipt_store.mark_receipts(uow.conn, org, list(dict.fromkeys(ids)), when)
-        for gid in marked:
-            uow.audit("crm.donation.receipt_sent", "donation", str(gid), before={"receipt_sent": False},
-                      after={"receipt_sent": True, "receipt_sent_date": when})
-        return rows, len(marked)
-
-
-async def receipt_summary(db: Database, reads: ReadAudit, org: uuid.UUID, donor_id: str,
-                          year: int) -> list[ReceiptTotal]:
-    v = Violations()
-    did = parse_id(donor_id, "donor_id", v)
-    if not 1900 <= year <= 9998:
-        v.add("year", "must be a calendar year such as 2026")
-    v.raise_if_any()
-    assert did is not None
-    async with db.unit_of_work(org) as uow:
-        if not await receipt_store.donor_exists(uow.conn, org, did):
-            raise NotFound(f"donor {donor_id} not found")
-        totals = await receipt_store.receipt_summary(uow.conn, org, did, year)
-    reads.record("crm.donation.receipt_summary", "donor", str(did), after={"year": year})
-    return totals

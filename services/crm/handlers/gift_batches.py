@@ -15,6 +15,7 @@ from chassis.errors import FailedPrecondition, InvalidArgument, NotFound, Violat
 from chassis.resource import Keyset, check_etag, check_request_id, parse_id
 from services.crm.domain import donations as gift_rules
 from services.crm.domain.donations import DonationFields
+from services.crm.handlers import pledges
 from services.crm.handlers.donations import check_record, record_in
 from services.crm.store import donations as gift_store
 from services.crm.store import gift_batches as store
@@ -89,7 +90,7 @@ async def _open(uow: UnitOfWork, org: uuid.UUID, bid: uuid.UUID, name: str) -> G
 async def add_gift(db: Database, org: uuid.UUID, batch_id: str, d: DonationFields) -> tuple[BatchGift, GiftBatch]:
     v = Violations()
     bid = parse_id(batch_id, "batch_id", v)
-    d.soft_credits, d.allocations, d.is_recurring, d.recurring_frequency = [], [], False, None
+    d.soft_credits, d.allocations, d.is_recurring, d.recurring_frequency, d.tribute = [], [], False, None, None
     checked = check_record(d, v)
     v.raise_if_any()
     async with db.unit_of_work(org) as uow:
@@ -99,10 +100,13 @@ async def add_gift(db: Database, org: uuid.UUID, batch_id: str, d: DonationField
                                         f"must be the batch's currency, {batch.currency}")
         if not await store_donor_live(uow, org, checked.donor_id):
             raise InvalidArgument.field("donation.donor_id", "no such donor")
+        if checked.pledge_id:  # checked against the gift again when the batch posts
+            await pledges.check_exists(uow, org, checked.pledge_id)
         gift = await store.add_gift(uow.conn, org, bid, {
             "donor_id": checked.donor_id, "project_id": checked.project_id, "amount": d.amount,
             "currency": d.currency, "date": d.date, "payment_method": d.payment_method,
-            "reference_number": d.reference_number, "notes": d.notes, "tax_deductible": d.tax_deductible})
+            "reference_number": d.reference_number, "notes": d.notes, "tax_deductible": d.tax_deductible,
+            "pledge_id": checked.pledge_id})
         await store.touch(uow.conn, org, bid)
         return gift, await store.get(uow.conn, org, bid)
 
@@ -149,7 +153,8 @@ async def post_batch(db: Database, org: uuid.UUID, batch_id: str, etag: str) -> 
             d = DonationFields(donor_id=str(g.donor_id), project_id=str(g.project_id) if g.project_id else None,
                                amount=g.amount, currency=g.currency, date=g.date, payment_method=g.payment_method,
                                reference_number=g.reference_number, notes=g.notes, is_recurring=False,
-                               recurring_frequency=None, tax_deductible=g.tax_deductible)
+                               recurring_frequency=None, tax_deductible=g.tax_deductible,
+                               pledge_id=str(g.pledge_id) if g.pledge_id else None)
             v = Violations()
             checked = check_record(d, v)
             v.raise_if_any()

@@ -28,6 +28,9 @@ class Period:
     previous_donor_count: int
     retained_donor_count: int
     retention_rate: Decimal | None
+    pledged: Decimal = Decimal(0)
+    pledge_count: int = 0
+    pledge_received: Decimal = Decimal(0)
 
 
 def _amount(text: str) -> Decimal:
@@ -112,6 +115,7 @@ async def giving_summary(db: Database, reads: ReadAudit, org: uuid.UUID, unit: s
                   gift_count=r.gift_count, donor_count=r.donor_count,
                   average_gift=rules.average(Decimal(r.total), r.gift_count),
                   previous_donor_count=r.previous_donor_count, retained_donor_count=r.retained_donor_count,
-                  retention_rate=rules.retention(r.retained_donor_count, r.previous_donor_count))
+                  retention_rate=rules.retention(r.retained_donor_count, r.previous_donor_count),
+                  pledged=Decimal(r.pledged), pledge_count=r.pledge_count, pledge_received=Decimal(r.pledge_received))
            for r in rows]
     return out, cur

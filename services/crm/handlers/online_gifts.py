@@ -22,7 +22,7 @@ from chassis.resource import parse_optional_id
 from services.crm.domain import donations as gift_rules
 from services.crm.domain import donors as donor_rules
 from services.crm.domain.donors import DonorFields
-from services.crm.handlers import funds, soft_credits
+from services.crm.handlers import funds, pledges, soft_credits, tax_receipts
 from services.crm.handlers.entitlements import check_room_for_donors
 from services.crm.store import donations as store
 from services.crm.store import donors as donor_store
@@ -95,7 +95,7 @@ async def record_online_gift(uow: UnitOfWork, org: uuid.UUID, g: OnlineGift) -> 
     values = {"donor_id": donor_id, "project_id": project_id, "amount": g.amount, "currency": g.currency,
               "date": g.paid_on, "payment_method": "credit_card", "reference_number": g.payment_id,
               "notes": f"Online gift through {g.gateway}", "is_recurring": False, "recurring_frequency": None,
-              "tax_deductible": True, "next_expected_date": None}
+              "tax_deductible": True, "next_expected_date": None, "pledge_id": None}
     row = await store.record(uow.conn, org, uuid.uuid4(), values, key)
     if row is None:
         return
@@ -138,6 +138,8 @@ async def _refund(uow: UnitOfWork, org: uuid.UUID, donation_id: uuid.UUID, refun
     await store.recompute_giving(uow.conn, org, [(updated.donor_id, updated.currency)])
     await soft_credits.after_refund(uow, org, updated, soft)
     await funds.follow_gift(uow, org, updated)
+    await pledges.follow_gift(uow, org, updated)
+    await tax_receipts.follow_gift(uow, org, row, updated, "Refunded at the payment gateway")
     left = updated.amount - updated.refunded_amount
     uow.publish("crm.donation.refunded", crm_events_pb2.DonationRefundedEvent(
         refund_id=str(refund.id), donation_id=str(donation_id), donor_id=str(updated.donor_id),

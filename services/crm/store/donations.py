@@ -45,9 +45,12 @@ class Donation:
     receipt_sent: bool
     receipt_sent_date: datetime | None
     version: int
+    pledge_id: uuid.UUID | None
     # Read where a use case asks for them (handlers.soft_credits.attach), not by DONATION_COLUMNS.
     soft_credits: list = field(default_factory=list)
     allocations: list = field(default_factory=list)  # handlers.funds.attach
+    receipt_number: str | None = None  # handlers.tax_receipts.attach
+    tribute: Any = None  # handlers.gift_extras.attach (store.tributes.Tribute)
 
     @property
     def status(self) -> str:
@@ -78,13 +81,14 @@ class Revision(NamedTuple):
     created_at: datetime
 
 
+_ATTACHED = ("soft_credits", "allocations", "receipt_number", "tribute")
 DONATION_COLUMNS = (
     "id, organization_id, donor_id, project_id, amount, currency, date, payment_method, reference_number, "
     "notes, is_recurring, recurring_frequency, tax_deductible, created_at, updated_at, refunded_amount, "
-    "next_expected_date, receipt_sent, receipt_sent_date, version"
+    "next_expected_date, receipt_sent, receipt_sent_date, version, pledge_id"
 )# Built by position: DONATION_COLUMNS are a Donation's fields, in order.
 assert DONATION_COLUMNS.split(", ") == [f.name for f in fields(Donation)
-                                        if f.name not in ("soft_credits", "allocations")]
+                                        if f.name not in _ATTACHED]
 
 
 def _donation(row: Any) -> Donation:
@@ -102,9 +106,9 @@ _RECORD = text(
     ), gift AS (
       INSERT INTO crm.donations (id, organization_id, donor_id, project_id, amount, currency, date,
         payment_method, reference_number, notes, is_recurring, recurring_frequency, tax_deductible, request_id,
-        next_expected_date)
+        next_expected_date, pledge_id)
       SELECT :id, :org, donor.id, :project_id, :amount, :currency, :date, :payment_method, :reference_number,
-        :notes, :is_recurring, :recurring_frequency, :tax_deductible, :request_id, :next_expected_date
+        :notes, :is_recurring, :recurring_frequency, :tax_deductible, :request_id, :next_expected_date, :pledge_id
       FROM donor
       ON CONFLICT (organization_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
       RETURNING {DONATION_COLUMNS}

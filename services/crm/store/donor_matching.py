@@ -293,6 +293,8 @@ DONOR_REFERENCES: tuple[tuple[str, str | None], ...] = (
     ("crm.todos", None),
     ("crm.donor_stage_history", None),
     ("crm.donor_stage_changes", None),
+    ("crm.pledges", None),
+    ("crm.tax_receipts", None),
 )
 
 

@@ -46,6 +46,7 @@ class BatchGift:
     tax_deductible: bool
     donation_id: uuid.UUID | None
     created_at: datetime
+    pledge_id: uuid.UUID | None
 
 
 _SELECT = (
@@ -56,7 +57,7 @@ _SELECT = (
     "WHERE g.organization_id = b.organization_id AND g.batch_id = b.id) AS entered_total FROM crm.gift_batches b"
 )
 _GIFT = ("id, batch_id, donor_id, project_id, amount, currency, date, payment_method, reference_number, notes, "
-         "tax_deductible, donation_id, created_at")
+         "tax_deductible, donation_id, created_at, pledge_id")
 
 
 async def insert(conn: Connection, org: uuid.UUID, bid: uuid.UUID, values: dict[str, Any],
@@ -100,8 +101,9 @@ async def page(conn: Connection, org: uuid.UUID, after: list | None, limit: int)
 async def add_gift(conn: Connection, org: uuid.UUID, bid: uuid.UUID, values: dict[str, Any]) -> BatchGift:
     row = (await conn.execute(
         text("INSERT INTO crm.batch_gifts (id, organization_id, batch_id, donor_id, project_id, amount, currency, "
-             "date, payment_method, reference_number, notes, tax_deductible) VALUES (:id, :org, :bid, :donor_id, "
-             ":project_id, :amount, :currency, :date, :payment_method, :reference_number, :notes, :tax_deductible) "
+             "date, payment_method, reference_number, notes, tax_deductible, pledge_id) VALUES (:id, :org, :bid, "
+             ":donor_id, :project_id, :amount, :currency, :date, :payment_method, :reference_number, :notes, "
+             ":tax_deductible, :pledge_id) "
              f"RETURNING {_GIFT}"), {"id": uuid.uuid4(), "org": org, "bid": bid, **values})).mappings().one()
     return BatchGift(**row)
 

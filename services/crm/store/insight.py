@@ -43,6 +43,9 @@ class PeriodFigures(NamedTuple):
     donor_count: int
     previous_donor_count: int
     retained_donor_count: int
+    pledged: Decimal
+    pledge_count: int
+    pledge_received: Decimal
 
 
 class YearTotal(NamedTuple):
@@ -237,7 +240,14 @@ async def summary(conn: Connection, org: uuid.UUID, unit: str, start: date, end:
            (SELECT count(*) FROM donors a WHERE a.period_start = p.period_start) AS donor_count,
            (SELECT count(*) FROM donors a WHERE a.period_start = p.previous_start) AS previous_donor_count,
            (SELECT count(*) FROM donors a JOIN donors b ON b.donor_id = a.donor_id AND b.period_start = p.period_start
-             WHERE a.period_start = p.previous_start) AS retained_donor_count
+             WHERE a.period_start = p.previous_start) AS retained_donor_count,
+           COALESCE((SELECT sum(pl.amount) FROM crm.pledges pl WHERE pl.organization_id = :org AND pl.currency = :cur
+             AND pl.start_date BETWEEN p.period_start AND p.period_end), 0) AS pledged,
+           (SELECT count(*) FROM crm.pledges pl WHERE pl.organization_id = :org AND pl.currency = :cur
+             AND pl.start_date BETWEEN p.period_start AND p.period_end) AS pledge_count,
+           COALESCE((SELECT sum({_NET}) FROM crm.donations d WHERE d.organization_id = :org AND d.currency = :cur
+             AND d.pledge_id IS NOT NULL AND {_COUNTS} AND d.date BETWEEN p.period_start AND p.period_end), 0)
+             AS pledge_received
     FROM periods p ORDER BY p.period_start
     """
     rows = (await conn.execute(text(sql), {"org": org, "cur": cur, "start": start, "end": end})).mappings().all()

@@ -21,6 +21,7 @@ class ReceiptGift(NamedTuple):
     amount: Decimal
     reference_number: str | None
     receipt_sent: bool
+    receipt_number: str | None
 
 
 class ReceiptTotal(NamedTuple):
@@ -69,9 +70,12 @@ _RECEIPT = text(
     """
     SELECT currency, CAST(sum(amount - refunded_amount) AS text) AS total, count(*) AS gift_count,
            json_agg(json_build_object('id', id, 'date', date, 'amount', CAST(amount - refunded_amount AS text),
-                                      'reference_number', reference_number, 'receipt_sent', receipt_sent)
+                                      'reference_number', reference_number, 'receipt_sent', receipt_sent,
+                                      'receipt_number', (SELECT r.year || '-' || lpad(r.sequence::text, 6, '0')
+                                        FROM crm.tax_receipts r WHERE r.organization_id = d.organization_id
+                                          AND r.donation_id = d.id AND r.status = 'issued'))
                     ORDER BY date, id) AS gifts
-    FROM crm.donations
+    FROM crm.donations d
     WHERE organization_id = :org AND donor_id = :donor AND tax_deductible AND refunded_amount < amount
       AND date >= :start AND date < :end
     GROUP BY currency ORDER BY currency
@@ -89,5 +93,6 @@ async def receipt_summary(conn: Connection, org: uuid.UUID, donor_id: uuid.UUID,
         gifts = r["gifts"] if not isinstance(r["gifts"], str) else json.loads(r["gifts"])
         out.append(ReceiptTotal(r["currency"], Decimal(r["total"]), r["gift_count"], [
             ReceiptGift(id=g["id"], date=date.fromisoformat(g["date"]), amount=Decimal(g["amount"]),
-                        reference_number=g["reference_number"], receipt_sent=g["receipt_sent"]) for g in gifts]))
+                        reference_number=g["reference_number"], receipt_sent=g["receipt_sent"],
+                        receipt_number=g["receipt_number"]) for g in gifts]))
     return out

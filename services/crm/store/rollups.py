@@ -10,6 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import text
 
 from chassis.db import Connection
+from services.crm.store.pledges import PAID_SUMS
 from services.crm.store.soft_credits import SOFT_SUMS
 
 
@@ -57,6 +58,22 @@ EXTRA: list[tuple[str, str]] = [
               "JOIN crm.gift_allocations a ON a.organization_id = d.organization_id AND a.donation_id = d.id "
               "WHERE d.organization_id = :org GROUP BY d.id, d.amount, d.refunded_amount "
               "HAVING sum(a.amount) <> d.amount OR sum(a.refunded_amount) <> d.refunded_amount"),
+    # A pledge's received amount, payment count and status, from the gifts that pay it.
+    ("pledge", "SELECT p.id::text AS key, concat_ws(' ', p.received_amount, p.payment_count, p.status) AS kept, "
+               "concat_ws(' ', e.received, e.n, e.status) AS expected FROM crm.pledges p "
+               f"LEFT JOIN ({PAID_SUMS} GROUP BY pledge_id) x ON x.pledge_id = p.id "
+               "CROSS JOIN LATERAL (SELECT COALESCE(x.received, 0) AS received, COALESCE(x.n, 0) AS n, "
+               "CASE WHEN p.status = 'written_off' THEN p.status WHEN COALESCE(x.received, 0) >= p.amount "
+               "THEN 'fulfilled' ELSE 'open' END AS status) e WHERE p.organization_id = :org "
+               "AND (p.received_amount, p.payment_count, p.status) IS DISTINCT FROM (e.received, e.n, e.status)"),
+    # A live tax receipt says what its gift does: net amount, date, donor, currency, deductible.
+    ("receipt", "SELECT r.id::text AS key, concat_ws(' ', r.amount, r.gift_date, r.donor_id, r.currency) AS kept, "
+                "concat_ws(' ', d.amount - d.refunded_amount, d.date, d.donor_id, d.currency, "
+                "CASE WHEN NOT d.tax_deductible THEN 'not deductible' END) AS expected FROM crm.tax_receipts r "
+                "JOIN crm.donations d ON d.organization_id = r.organization_id AND d.id = r.donation_id "
+                "WHERE r.organization_id = :org AND r.status = 'issued' AND (NOT d.tax_deductible OR "
+                "(r.amount, r.gift_date, r.donor_id, r.currency) IS DISTINCT FROM "
+                "(d.amount - d.refunded_amount, d.date, d.donor_id, d.currency))"),
 ]
 
 
