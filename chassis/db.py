@@ -19,8 +19,9 @@ BEGIN and set_config travel in one round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -333,6 +334,18 @@ class Database:
 
     def unit_of_work(self, tenant_id: uuid.UUID | None, *, user_id: uuid.UUID | None = None) -> UnitOfWork:
         return UnitOfWork(self.engine, self.schema, tenant_id, user_id)
+
+    @contextlib.asynccontextmanager
+    async def alone(self) -> AsyncIterator[Connection]:
+        """A pooled connection outside any transaction: each statement is a transaction of its
+        own, committed before PostgreSQL answers it. Only for a statement that sets its tenant
+        itself first (a function calling set_config(..., true)): any other sees no tenant's rows."""
+        pool = await self.engine.acquire_pool()
+        raw = await pool.acquire(timeout=self.engine.acquire_timeout)
+        try:
+            yield Connection(raw)
+        finally:
+            await asyncio.shield(pool.release(raw))  # a cancelled statement: asyncpg waits for its cancel
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True if the database answers a query on a pooled connection within `timeout`."""

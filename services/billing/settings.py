@@ -36,6 +36,7 @@ class BillingSettings(ServiceSettings):
     # development charger collects nothing; without a webhook secret /webhooks/platform/stripe is 404.
     platform_stripe_secret_key: str = ""
     platform_stripe_webhook_secret: str = ""
+    platform_stripe_publishable_key: str = ""  # pk_…: returned by SetupPaymentMethod for Stripe.js
     platform_stripe_api_base: str = ""  # empty: Stripe's own (https://api.stripe.com)
 
     def public_http_ports(self) -> set[int]:

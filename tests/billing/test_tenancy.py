@@ -10,6 +10,8 @@ import httpx
 from givance.billing.v1 import (
     gateway_config_service_pb2,
     invoice_service_pb2,
+    payment_method_service_pb2,
+    payment_method_service_pb2_grpc,
     plan_service_pb2,
     subscription_pb2,
     subscription_service_pb2,
@@ -25,8 +27,8 @@ from chassis.settings import ServiceSettings, plain_dsn
 from tests.billing.conftest import WHSEC, due, gateway_config, gift_event, signed, subscribed
 from tests.helpers import fails
 
-SERVICES = (gateway_config_service_pb2, invoice_service_pb2, plan_service_pb2, subscription_service_pb2,
-            usage_service_pb2)
+SERVICES = (gateway_config_service_pb2, invoice_service_pb2, payment_method_service_pb2, plan_service_pb2,
+            subscription_service_pb2, usage_service_pb2)
 
 
 async def test_every_rpc_keeps_to_the_callers_organization(stubs, tenant, other_tenant, operator, billing_db,
@@ -101,6 +103,18 @@ async def test_every_rpc_keeps_to_the_callers_organization(stubs, tenant, other_
     call("PublishPlan")
     call("CreateCoupon")
 
+    # the saved card: B's own only (A's card and the platform's Stripe account: tests/billing/test_payment_methods.py)
+    cards = payment_method_service_pb2_grpc.PaymentMethodServiceStub(stubs.billing_channel)
+    call("GetPaymentMethod")
+    assert not (await cards.GetPaymentMethod(payment_method_service_pb2.GetPaymentMethodRequest(),
+                                             metadata=other_tenant.md)).HasField("payment_method")
+    call("DeletePaymentMethod")
+    await fails(cards.DeletePaymentMethod(payment_method_service_pb2.DeletePaymentMethodRequest(),
+                                          metadata=other_tenant.md), grpc.StatusCode.NOT_FOUND)
+    call("SetupPaymentMethod")  # the session's billing has no platform Stripe account
+    await fails(cards.SetupPaymentMethod(payment_method_service_pb2.SetupPaymentMethodRequest(),
+                                         metadata=other_tenant.md), grpc.StatusCode.FAILED_PRECONDITION)
+
     # the webhook: A's config under B's organization is not found; B's endpoint refuses A's secret
     url = f"http://127.0.0.1:{webhook_port}"
     body, headers = signed(gift_event(f"evt_{uuid.uuid4().hex}", f"pi_{uuid.uuid4().hex}", 500, "x@example.org"),
@@ -127,7 +141,8 @@ async def test_raw_sql_as_billing_sees_only_its_tenant(stubs, tenant, other_tena
     await gateway_config(stubs, tenant)
     conn = await asyncpg.connect(plain_dsn(ServiceSettings().app_database_url("billing")))
     try:
-        for table in ("billing.subscriptions", "billing.gateway_configs", "billing.invoices", "billing.usage_counters"):
+        for table in ("billing.subscriptions", "billing.gateway_configs", "billing.invoices", "billing.usage_counters",
+                      "billing.platform_customers"):
             async with conn.transaction():
                 await conn.execute("SELECT set_config('app.tenant_id', $1, true)", other_tenant.org_id)
                 orgs = {str(r[0]) for r in await conn.fetch(f"SELECT DISTINCT organization_id FROM {table}")}

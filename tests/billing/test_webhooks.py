@@ -4,6 +4,7 @@ once through the outbox; gateway credentials sealed and never returned."""
 import time
 import uuid
 
+import asyncpg
 import grpc
 import httpx
 import pytest
@@ -161,3 +162,23 @@ async def test_concurrent_events_and_replays_are_each_stored_once(hook, tenant, 
     assert await admin_db.fetchval("SELECT count(*) FROM billing.webhook_events WHERE organization_id = $1", org) == 10
     assert await admin_db.fetchval("SELECT count(*) FROM billing.outbox WHERE tenant_id = $1 AND "
                                    "routing_key = 'billing.payment.succeeded'", org) == 10
+
+
+async def test_an_event_with_nothing_to_do_is_stored_once_in_its_own_transaction(hook, admin_db, tenant, billing_db):
+    """charge.updated asks for nothing but being stored: one statement that sets its tenant, as a
+    transaction of its own; a replay stores nothing; the pooled connection keeps no tenant."""
+    org = uuid.UUID(tenant.org_id)
+    event = {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": "charge.updated", "created": 1764547200,
+             "livemode": False, "data": {"object": {"id": f"ch_{uuid.uuid4().hex[:24]}", "object": "charge"}}}
+    first, again = await hook(event), await hook(event)
+    assert first.json() == {"received": "charge.updated: stored, nothing to do"} and first.status_code == 200
+    assert again.json() == {"received": "replayed: nothing done"}
+    row = await admin_db.fetchrow("SELECT config_id, status, payload->>'type' AS type FROM billing.webhook_events "
+                                  "WHERE organization_id = $1 AND event_id = $2", org, event["id"])
+    assert (str(row["config_id"]), row["status"], row["type"]) == (hook.config.id, "ignored", "charge.updated")
+    async with billing_db.alone() as conn:  # outside a unit of work: no tenant, no rows
+        assert not (await conn.execute("SELECT current_setting('app.tenant_id', true) AS t")).scalar()
+        assert (await conn.execute("SELECT count(*) FROM billing.webhook_events")).scalar() == 0
+    # the config its events refer to is never deleted, only soft-deleted (no foreign key check per event)
+    with pytest.raises(asyncpg.RestrictViolationError, match="deleted softly"):
+        await admin_db.execute("DELETE FROM billing.gateway_configs WHERE id = $1", uuid.UUID(hook.config.id))

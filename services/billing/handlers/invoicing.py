@@ -14,6 +14,7 @@ from chassis.db import UnitOfWork
 from services.billing.domain import invoices as rules
 from services.billing.domain import usage as usage_rules
 from services.billing.domain.invoices import Line
+from services.billing.handlers import payment_methods
 from services.billing.providers.platform_payments import PlatformCharger
 from services.billing.store import invoices as store
 from services.billing.store import plans as plan_store
@@ -80,7 +81,8 @@ async def collect(uow: UnitOfWork, org: uuid.UUID, inv: dict, charger: PlatformC
     payment id is recorded, so that event is applied once (handlers.platform)."""
     if inv["total"] > 0:
         attempt = await platform_store.attempts(uow.conn, org, inv["id"]) + 1
-        result = await charger.charge(org, inv["id"], inv["total"], inv["currency"], attempt)
+        result = await charger.charge(org, inv["id"], inv["total"], inv["currency"], attempt,
+                                      saved=await payment_methods.saved(uow, org))
         if result.reference:
             await platform_store.record_charge(uow.conn, org, result.reference, inv["id"], attempt, inv["total"],
                                                inv["currency"], result.outcome, result.failure)

@@ -6,7 +6,11 @@ and applied once to the invoice it paid or failed:
   subscription whose invoices are all paid is active again (billing.subscription.recovered);
 - payment_intent.payment_failed: the invoice's payment failed (billing.invoice.payment_failed)
   and the subscription goes into dunning (past_due, the next retry a due action; the last one
-  cancelled or unpaid), unless the charge's own answer already counted that failure.
+  cancelled or unpaid), unless the charge's own answer already counted that failure;
+- setup_intent.succeeded (a SetupIntent of SetupPaymentMethod): the card becomes the
+  organization's default (handlers.payment_methods.save); its masked details are read from
+  Stripe before the transaction when the event does not carry them (Stripe unreachable: 503, and
+  Stripe retries), and the card it replaced is detached once the new one is committed.
 
 The event's transaction first locks the subscription, which the charging transaction holds: an
 event that overtakes its charge's commit waits for it, then finds the charge's outcome recorded."""
@@ -19,10 +23,17 @@ from chassis.db import Database, UnitOfWork
 from services.billing.domain import invoices as invoice_rules
 from services.billing.domain import subscriptions as rules
 from services.billing.domain.clock import Clock
-from services.billing.domain.platform import PlatformPayment, platform_payment_of
-from services.billing.handlers import invoicing, scheduler
+from services.billing.domain.platform import (
+    Card,
+    PlatformPayment,
+    PlatformSetup,
+    platform_payment_of,
+    platform_setup_of,
+)
+from services.billing.handlers import invoicing, payment_methods, scheduler
 from services.billing.handlers.webhooks import REPLAYED, Outcome
 from services.billing.providers import stripe_gateway
+from services.billing.providers.platform_payments import CardsUnavailable, PlatformCards
 from services.billing.store import invoices as invoice_store
 from services.billing.store import plans as plan_store
 from services.billing.store import platform as store
@@ -32,8 +43,10 @@ log = logging.getLogger(__name__)
 
 
 class PlatformEvents:
-    def __init__(self, db: Database, secret: str, tolerance: int, policy: scheduler.Policy, clock: Clock):
+    def __init__(self, db: Database, secret: str, tolerance: int, policy: scheduler.Policy, clock: Clock,
+                 cards: PlatformCards | None = None):
         self.db, self.secret, self.tolerance, self.policy, self.clock = db, secret, tolerance, policy, clock
+        self.cards = cards
 
     async def receive(self, payload: bytes, signature: str) -> Outcome:
         if not self.secret:
@@ -46,6 +59,9 @@ class PlatformEvents:
             return Outcome(400, "the body is not a Stripe event")
         if not isinstance(event, dict) or not isinstance(event.get("id"), str):
             return Outcome(400, "the body is not a Stripe event")
+        setup = platform_setup_of(event)
+        if setup is not None:
+            return await self._saved_card(event, setup, payload)
         payment = platform_payment_of(event)
         if payment is None:  # a donor's gift belongs on its organization's endpoint, never here
             return Outcome(200, f"{event.get('type')}: not a payment of the platform's invoices; ignored")
@@ -56,6 +72,27 @@ class PlatformEvents:
                 return Outcome(200, REPLAYED)
             outcome = await apply(uow, payment, sub, self.policy, self.clock)
             await store.set_outcome(uow.conn, payment.org, event["id"][:255], outcome)
+        return Outcome(200, outcome)
+
+    async def _saved_card(self, event: dict, setup: PlatformSetup, payload: bytes) -> Outcome:
+        card = setup.card
+        if card is None and self.cards is not None:
+            try:
+                card = await self.cards.card(setup.payment_method_id)
+            except CardsUnavailable as exc:  # not stored: Stripe retries the event
+                return Outcome(503, f"the card's details could not be read ({exc})")
+        card = card or Card(payment_method_id=setup.payment_method_id)
+        async with self.db.unit_of_work(setup.org) as uow:
+            if not await store.store_event(uow.conn, setup.org, event["id"][:255], str(event["type"]),
+                                           setup.setup_intent_id, payload.decode("utf-8")):
+                return Outcome(200, REPLAYED)
+            outcome, replaced = await payment_methods.save(uow, setup, card)
+            await store.set_outcome(uow.conn, setup.org, event["id"][:255], outcome)
+        if replaced and self.cards is not None:  # best effort: the saved card is what gets charged
+            try:
+                await self.cards.detach(replaced)
+            except CardsUnavailable as exc:
+                log.warning("the replaced card %s of %s is still attached at Stripe: %s", replaced, setup.org, exc)
         return Outcome(200, outcome)
 
 

@@ -3,8 +3,10 @@ organization's gifts go through its own account, providers.stripe_gateway). Thro
 `stripe` library, asynchronously (its HTTPX client); `api_base` points it elsewhere (tests run a
 local HTTP server that speaks Stripe's wire format).
 
-An organization is a Stripe Customer (metadata organization_id); its card is the customer's
-default payment method (collected by Stripe, e.g. a Checkout session in setup mode). An invoice
+An organization is a Stripe Customer (metadata organization_id); its card is saved by a
+SetupIntent (usage off_session, metadata kind=platform_payment_method) that Stripe.js confirms,
+and recorded by billing from the platform's setup_intent.succeeded event; without one, the
+customer's own default payment method is charged. An invoice
 is collected by an off-session PaymentIntent, confirmed at once, with an idempotency key per
 invoice and attempt (a retried request never charges twice), and the metadata the platform's
 webhook reads back: kind=platform_invoice, organization_id, invoice_id."""
@@ -17,7 +19,8 @@ from decimal import Decimal
 
 import stripe
 
-from services.billing.providers.platform_payments import ChargeResult
+from services.billing.domain.platform import SETUP_KIND, Card, card_of
+from services.billing.providers.platform_payments import CardsUnavailable, ChargeResult, SavedCard, Setup
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +49,23 @@ class StripeCharger:
             {"description": f"Givance organization {org}", "metadata": {"organization_id": str(org)}},
             {"idempotency_key": f"givance-customer-{org}"})
 
+    async def _default(self, org: uuid.UUID) -> tuple[str, str | None]:
+        """(customer id, the customer's own default payment method) when no card was saved here."""
+        customer = await self._customer(org)
+        settings = customer["invoice_settings"] if "invoice_settings" in customer else None
+        method = settings["default_payment_method"] if settings and "default_payment_method" in settings else None
+        return customer.id, (method if isinstance(method, str) or method is None else method.id)
+
     async def charge(self, org: uuid.UUID, invoice_id: uuid.UUID, amount: Decimal, currency: str,
-                     attempt: int = 1) -> ChargeResult:
+                     attempt: int = 1, saved: SavedCard | None = None) -> ChargeResult:
         try:
-            customer = await self._customer(org)
-            settings = customer["invoice_settings"] if "invoice_settings" in customer else None
-            method = settings["default_payment_method"] if settings and "default_payment_method" in settings else None
+            customer, method = ((saved.customer_id, saved.payment_method_id) if saved is not None
+                                else await self._default(org))
             if not method:
                 return ChargeResult(ok=False, failure="the organization has no default payment method in Stripe")
             intent = await self.client.v1.payment_intents.create_async({
-                "amount": minor(amount, currency), "currency": currency.lower(), "customer": customer.id,
-                "payment_method": method if isinstance(method, str) else method.id, "confirm": True,
+                "amount": minor(amount, currency), "currency": currency.lower(), "customer": customer,
+                "payment_method": method, "confirm": True,
                 "off_session": True, "description": f"Givance invoice {invoice_id}",
                 "metadata": {"kind": KIND, "organization_id": str(org), "invoice_id": str(invoice_id)},
             }, {"idempotency_key": f"givance-invoice-{invoice_id}-{attempt}"})
@@ -72,3 +81,48 @@ class StripeCharger:
         if intent.status == "processing":
             return ChargeResult(ok=False, pending=True, reference=intent.id)
         return ChargeResult(ok=False, reference=intent.id, failure=f"payment intent {intent.status}")
+
+
+class StripeCards:
+    """The organization's card at the platform's Stripe account: its Customer (found by metadata,
+    else created with an idempotency key per organization), a SetupIntent for Stripe.js to
+    confirm, the saved PaymentMethod's masked card, and its detachment."""
+
+    def __init__(self, charger: StripeCharger) -> None:
+        self.charger, self.client = charger, charger.client
+
+    async def customer(self, org: uuid.UUID) -> str:
+        try:
+            return (await self.charger._customer(org)).id
+        except stripe.StripeError as exc:
+            raise CardsUnavailable(_said(exc)) from None
+
+    async def setup(self, org: uuid.UUID, customer_id: str, request_id: str) -> Setup:
+        options = {"idempotency_key": f"givance-setup-{org}-{request_id}"} if request_id else {}
+        try:
+            intent = await self.client.v1.setup_intents.create_async({
+                "customer": customer_id, "usage": "off_session", "automatic_payment_methods": {"enabled": True},
+                "description": f"Givance subscription of organization {org}",
+                "metadata": {"kind": SETUP_KIND, "organization_id": str(org)}}, options)
+        except stripe.StripeError as exc:
+            raise CardsUnavailable(_said(exc)) from None
+        return Setup(setup_intent_id=intent.id, client_secret=intent.client_secret or "", customer_id=customer_id)
+
+    async def card(self, payment_method_id: str) -> Card:
+        try:
+            pm = await self.client.v1.payment_methods.retrieve_async(payment_method_id)
+        except stripe.StripeError as exc:
+            raise CardsUnavailable(_said(exc)) from None
+        return card_of(pm.to_dict())
+
+    async def detach(self, payment_method_id: str) -> None:
+        try:
+            await self.client.v1.payment_methods.detach_async(payment_method_id)
+        except stripe.InvalidRequestError as exc:  # detached already (or gone): nothing left to undo
+            log.info("payment method %s not detached: %s", payment_method_id, _said(exc))
+        except stripe.StripeError as exc:
+            raise CardsUnavailable(_said(exc)) from None
+
+
+def _said(exc: stripe.StripeError) -> str:
+    return f"stripe: {exc.user_message or exc.__class__.__name__}"

@@ -72,19 +72,13 @@ async def soft_delete(conn: Connection, org: uuid.UUID, config_id: uuid.UUID) ->
 async def store_events(conn: Connection, org: uuid.UUID, events: list[dict[str, Any]],
                        ) -> tuple[set[uuid.UUID], set[tuple[str, str]]]:
     """Stores events (distinct ids) in one statement, each only once per id and only for a config
-    still active: (the active configs among theirs, the (gateway, event id) stored now)."""
+    still active: (the active configs among theirs, the (gateway, event id) stored now). The
+    statement sets the tenant itself (billing.store_webhook_events), so it may run inside a unit of
+    work or as a transaction of its own (`Database.alone`)."""
     row = (await conn.execute(
-        "WITH cfg AS (SELECT id FROM billing.gateway_configs WHERE organization_id = :org "
-        "AND id = ANY(CAST(:cfgs AS uuid[])) AND deleted_at IS NULL AND active), "
-        "ins AS (INSERT INTO billing.webhook_events (id, organization_id, config_id, gateway, event_id, event_type, "
-        "payment_id, payload, status, processed_at) "
-        "SELECT gen_random_uuid(), :org, e.cfg, e.gateway, e.eid, e.etype, e.pid, CAST(e.payload AS jsonb), e.status, "
-        "now() FROM unnest(CAST(:cfgs AS uuid[]), CAST(:gateways AS text[]), CAST(:eids AS text[]), "
-        "CAST(:etypes AS text[]), CAST(:pids AS text[]), CAST(:payloads AS text[]), CAST(:statuses AS text[])) "
-        "AS e(cfg, gateway, eid, etype, pid, payload, status) WHERE e.cfg IN (SELECT id FROM cfg) "
-        "ON CONFLICT (organization_id, gateway, event_id) DO NOTHING RETURNING gateway, event_id) "
-        "SELECT (SELECT array_agg(id) FROM cfg) AS active, "
-        "(SELECT array_agg(gateway || ' ' || event_id) FROM ins) AS stored",
+        "SELECT active, stored FROM billing.store_webhook_events(CAST(:org AS uuid), CAST(:cfgs AS uuid[]), "
+        "CAST(:gateways AS text[]), CAST(:eids AS text[]), CAST(:etypes AS text[]), CAST(:pids AS text[]), "
+        "CAST(:payloads AS text[]), CAST(:statuses AS text[]))",
         {"org": org, "cfgs": [e["config_id"] for e in events], "gateways": [e["gateway"] for e in events],
          "eids": [e["event_id"] for e in events], "etypes": [e["event_type"] for e in events],
          "pids": [e["payment_id"] for e in events], "payloads": [e["payload"] for e in events],

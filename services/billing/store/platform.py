@@ -4,9 +4,11 @@ and the verified events of the platform's own payment account (stored once per e
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from chassis.db import Connection
+from services.billing.domain.platform import Card
 
 
 async def attempts(conn: Connection, org: uuid.UUID, invoice_id: uuid.UUID) -> int:
@@ -46,3 +48,42 @@ async def set_outcome(conn: Connection, org: uuid.UUID, event_id: str, outcome: 
     await conn.execute("UPDATE billing.platform_events SET outcome = :outcome, updated_at = now() "
                        "WHERE organization_id = :org AND event_id = :eid",
                        {"org": org, "eid": event_id, "outcome": outcome})
+
+
+# -- the organization as the platform's customer, and its saved card ------------------------------
+
+
+async def customer(conn: Connection, org: uuid.UUID, *, for_update: bool = False) -> dict | None:
+    lock = " FOR UPDATE" if for_update else ""
+    r = (await conn.execute(f"SELECT * FROM billing.platform_customers WHERE organization_id = :org{lock}",
+                            {"org": org})).first()
+    return dict(r) if r else None
+
+
+async def add_customer(conn: Connection, org: uuid.UUID, customer_id: str) -> dict:
+    """The organization's customer row (the first one recorded wins)."""
+    await conn.execute("INSERT INTO billing.platform_customers (organization_id, customer_id) VALUES (:org, :cus) "
+                       "ON CONFLICT (organization_id) DO NOTHING", {"org": org, "cus": customer_id})
+    return await customer(conn, org)
+
+
+async def save_card(conn: Connection, org: uuid.UUID, customer_id: str, card: Card, setup_intent_id: str,
+                    setup_time: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO billing.platform_customers (organization_id, customer_id, payment_method_id, brand, last4, "
+        "exp_month, exp_year, setup_intent_id, setup_time) VALUES (:org, :cus, :pm, :brand, :last4, :m, :y, :seti, "
+        ":at) ON CONFLICT (organization_id) DO UPDATE SET payment_method_id = EXCLUDED.payment_method_id, "
+        "brand = EXCLUDED.brand, last4 = EXCLUDED.last4, exp_month = EXCLUDED.exp_month, "
+        "exp_year = EXCLUDED.exp_year, setup_intent_id = EXCLUDED.setup_intent_id, setup_time = EXCLUDED.setup_time, "
+        "version = platform_customers.version + 1, updated_at = now()",
+        {"org": org, "cus": customer_id, "pm": card.payment_method_id, "brand": card.brand, "last4": card.last4,
+         "m": card.exp_month, "y": card.exp_year, "seti": setup_intent_id, "at": setup_time})
+
+
+async def forget_card(conn: Connection, org: uuid.UUID, payment_method_id: str) -> bool:
+    """Clears the saved card if it is still `payment_method_id` (not replaced meanwhile)."""
+    r = await conn.execute(
+        "UPDATE billing.platform_customers SET payment_method_id = NULL, brand = '', last4 = '', exp_month = 0, "
+        "exp_year = 0, version = version + 1, updated_at = now() WHERE organization_id = :org AND "
+        "payment_method_id = :pm", {"org": org, "pm": payment_method_id})
+    return r.rowcount == 1
