@@ -8,18 +8,26 @@ from givance.identity.v1 import organization_service_pb2 as pb
 from chassis.convert import timestamp
 from chassis.resource import etag
 from services.identity.api.caller import caller
+from services.identity.handlers import lifecycle
 from services.identity.handlers import organizations as handlers
 from services.identity.handlers.deps import Deps
 from services.identity.handlers.organizations import Organization, OrganizationFields
 
+_STATES = {"active": organization_pb2.Organization.STATE_ACTIVE,
+           "suspended": organization_pb2.Organization.STATE_SUSPENDED,
+           "closing": organization_pb2.Organization.STATE_CLOSING}
+
 
 def org_to_proto(row: Organization) -> organization_pb2.Organization:
-    return organization_pb2.Organization(
+    out = organization_pb2.Organization(
         id=str(row.id), name=row.name, slug=row.slug,
         create_time=timestamp(row.created_at), update_time=timestamp(row.updated_at),
         domain=row.domain or "", mfa_required=row.mfa_required, etag=etag(row.version),
-        allowed_origins=list(row.allowed_origins),
+        allowed_origins=list(row.allowed_origins), state=_STATES.get(row.state, 0), state_reason=row.state_reason,
     )
+    if row.erase_at is not None:
+        out.erase_time.CopyFrom(timestamp(row.erase_at))
+    return out
 
 
 class OrganizationServicer(organization_service_pb2_grpc.OrganizationServiceServicer):
@@ -38,6 +46,18 @@ class OrganizationServicer(organization_service_pb2_grpc.OrganizationServiceServ
         row = await handlers.update(self.db, caller()[1], org_id=o.id, etag=o.etag, patch=patch,
                                     mask=list(request.update_mask.paths))
         return pb.UpdateOrganizationResponse(organization=org_to_proto(row))
+
+    async def CreateOrganization(self, request: pb.CreateOrganizationRequest, ctx) -> pb.CreateOrganizationResponse:
+        row = await lifecycle.create(self.deps, caller()[0], name=request.organization.name,
+                                     slug=request.organization.slug, request_id=request.request_id)
+        return pb.CreateOrganizationResponse(organization=org_to_proto(row))
+
+    async def CloseOrganization(self, request: pb.CloseOrganizationRequest, ctx) -> pb.CloseOrganizationResponse:
+        row = await lifecycle.close(self.deps, caller()[0], confirm_slug=request.confirm_slug, reason=request.reason)
+        return pb.CloseOrganizationResponse(organization=org_to_proto(row))
+
+    async def ReopenOrganization(self, request: pb.ReopenOrganizationRequest, ctx) -> pb.ReopenOrganizationResponse:
+        return pb.ReopenOrganizationResponse(organization=org_to_proto(await lifecycle.reopen(self.deps, caller()[0])))
 
     async def CheckAllowedOrigin(self, request: pb.CheckAllowedOriginRequest, ctx) -> pb.CheckAllowedOriginResponse:
         return pb.CheckAllowedOriginResponse(
