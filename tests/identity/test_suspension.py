@@ -14,9 +14,12 @@ from givance.identity.v1 import organization_pb2
 from givance.identity.v1 import organization_service_pb2 as orgpb
 from givance.identity.v1 import revocation_service_pb2 as rpb
 from givance.identity.v1 import session_service_pb2 as spb
+from givance.identity.v1 import tenant_token_service_pb2 as tpb
+from givance.identity.v1 import tenant_token_service_pb2_grpc
 
 from chassis.context import Principal
 from chassis.revocation import ORGANIZATION, Revocation, RevocationList
+from chassis.tenant_tokens import dev_secret
 from tests.conftest import PASSWORD, Tenant
 from tests.helpers import error_reason, eventually, fails, invalid
 from tests.identity.test_platform import login, operators, trail
@@ -122,7 +125,10 @@ async def test_a_suspended_tenant_is_refused_gets_no_token_and_reactivation_rest
     assert error_reason(e) == "ORGANIZATION_SUSPENDED"
     await stubs.organizations.GetOrganization(orgpb.GetOrganizationRequest(), metadata=other_tenant.md)
     # no token for it: login, refresh, a service account's
+    tenant_tokens = tenant_token_service_pb2_grpc.TenantTokenServiceStub(stubs.identity_channel)
     for call in (stubs.identity.Login(pb.LoginRequest(email=tenant.email, password=PASSWORD)),
+                 tenant_tokens.IssueTenantToken(tpb.IssueTenantTokenRequest(  # a platform service's, for it
+                     client_id="ai", client_secret=dev_secret("ai"), organization_id=tenant.org_id)),
                  stubs.identity.RefreshToken(pb.RefreshTokenRequest(refresh_token=tenant.refresh_token)),
                  stubs.identity.IssueServiceToken(pb.IssueServiceTokenRequest(
                      client_id=sa.service_account.client_id, client_secret=sa.client_secret))):
