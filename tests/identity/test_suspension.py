@@ -10,12 +10,11 @@ import pytest
 from givance.identity.v1 import audit_service_pb2 as apb
 from givance.identity.v1 import identity_service_pb2 as pb
 from givance.identity.v1 import operator_service_pb2 as opb
-from givance.identity.v1 import organization_pb2
+from givance.identity.v1 import organization_pb2, tenant_token_service_pb2_grpc
 from givance.identity.v1 import organization_service_pb2 as orgpb
 from givance.identity.v1 import revocation_service_pb2 as rpb
 from givance.identity.v1 import session_service_pb2 as spb
 from givance.identity.v1 import tenant_token_service_pb2 as tpb
-from givance.identity.v1 import tenant_token_service_pb2_grpc
 
 from chassis.context import Principal
 from chassis.revocation import ORGANIZATION, Revocation, RevocationList
