@@ -1,12 +1,17 @@
 """Revocations: refuse, at once and on every service, access tokens that no longer stand.
 
-Two kinds, both recorded by identity (table identity.revocations) and broadcast:
+Three kinds, all recorded by identity (table identity.revocations) and broadcast:
 - a membership changed (`identity.membership.changed`: suspended, removed, role changed): the
   member's access tokens for that organization issued before `not_before` are refused; the
   member refreshes (if still a member) to get a token with the new rights;
 - a session ended (`identity.session.revoked`: logout, RevokeSession, password reset or
   change, a refresh token used twice): the access tokens of that session (their "sid") issued
-  before `not_before` are refused.
+  before `not_before` are refused;
+- an organization was suspended by a platform operator (`identity.organization.suspended`,
+  ended by `identity.organization.reactivated`): every call for it is refused, whatever the
+  token's age (FAILED_PRECONDITION, ORGANIZATION_SUSPENDED), from `not_before` (the suspension's
+  start, which names it) until `expires_at` (its reactivation; infinity while it lasts). A
+  service's scheduled work asks `suspended_organizations()` which tenants to leave waiting.
 
 Every service process listens on its own exclusive queue (a broadcast). A broadcast is lost
 while the process is not connected, and the list is memory: so the listener first binds its
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,13 +37,17 @@ from givance.events.v1 import identity_events_pb2
 
 from chassis import events
 from chassis.context import Principal
-from chassis.errors import Unauthenticated
+from chassis.errors import FailedPrecondition, Unauthenticated
 
 log = logging.getLogger(__name__)
 
 ROUTING_KEY = "identity.membership.changed"
 SESSION_ROUTING_KEY = "identity.session.revoked"
-MEMBERSHIP, SESSION = "membership", "session"
+SUSPENDED_ROUTING_KEY = "identity.organization.suspended"
+REACTIVATED_ROUTING_KEY = "identity.organization.reactivated"
+MEMBERSHIP, SESSION, ORGANIZATION = "membership", "session", "organization"
+SUSPENDED = "ORGANIZATION_SUSPENDED"
+ERASED = "erased"  # an organization revocation's label (subject_id) once the organization is erased
 # An entry whose expiry is unknown (an event from before expire_time existed) is kept this long.
 DEFAULT_HORIZON = 86_400.0
 # A listing from `since` also returns what was recorded this long before it: a revocation
@@ -47,7 +57,8 @@ OVERLAP_SECONDS = 120.0
 
 @dataclass(frozen=True, slots=True)
 class Revocation:
-    kind: str  # MEMBERSHIP (subject_id: user or service account) or SESSION (subject_id: sid)
+    # MEMBERSHIP (subject_id: user or service account), SESSION (sid), ORGANIZATION ("" or ERASED)
+    kind: str
     organization_id: uuid.UUID
     subject_id: str
     not_before: float  # epoch seconds
@@ -57,6 +68,15 @@ class Revocation:
 # Lists the revocations in force recorded at or after `since` (all when None); returns them and
 # the source's time of the listing.
 RevocationSource = Callable[[float | None], Awaitable[tuple[list[Revocation], float]]]
+
+
+# What the listener hears: routing key -> (RevocationList method, event payload).
+_BROADCASTS = {
+    ROUTING_KEY: ("apply", identity_events_pb2.MembershipChangedEvent),
+    SESSION_ROUTING_KEY: ("apply_session", identity_events_pb2.SessionRevokedEvent),
+    SUSPENDED_ROUTING_KEY: ("apply_suspended", identity_events_pb2.OrganizationSuspendedEvent),
+    REACTIVATED_ROUTING_KEY: ("apply_reactivated", identity_events_pb2.OrganizationReactivatedEvent),
+}
 
 
 def _seconds(ts) -> float:
@@ -71,6 +91,8 @@ class RevocationList:
         self._not_before: dict[tuple[str, uuid.UUID], float] = {}
         self._sessions: dict[str, float] = {}
         self._expiry: dict[tuple, float] = {}  # ("m", user, org) / ("s", sid) -> when to forget it
+        # organization -> (suspended since, until, label): the latest suspension known, ended or not
+        self._suspensions: dict[uuid.UUID, tuple[float, float, str]] = {}
         self.loaded = False  # the first listing is in (set by the listener)
 
     def revoke(self, user_id: str, org_id: uuid.UUID, not_before: float, expires_at: float | None = None) -> None:
@@ -86,8 +108,27 @@ class RevocationList:
         until = expires_at if expires_at else not_before + self.horizon
         self._expiry[key] = max(until, self._expiry.get(key, 0.0))
 
+    def suspend(self, org_id: uuid.UUID, since: float, until: float = math.inf, label: str = "") -> None:
+        """The suspension that began at `since` lasts until `until` (a reactivation). A later
+        suspension replaces an earlier one; of the same one the earlier end wins, so a broadcast
+        and a listing may arrive in any order. `label` "erased": the organization is gone."""
+        known = self._suspensions.get(org_id)
+        if known is None or since > known[0] or (since == known[0] and until < known[1]):
+            self._suspensions[org_id] = (since, until, label)
+
+    def suspended(self, org_id: uuid.UUID, now: float | None = None) -> bool:
+        known = self._suspensions.get(org_id)
+        return known is not None and known[1] > (time.time() if now is None else now)
+
+    def suspended_organizations(self) -> list[uuid.UUID]:
+        """The organizations suspended now: their scheduled work waits (sends, workflow runs)."""
+        now = time.time()
+        return [org for org, (_, until, _) in self._suspensions.items() if until > now]
+
     def add(self, r: Revocation) -> None:
-        if r.kind == SESSION:
+        if r.kind == ORGANIZATION:
+            self.suspend(r.organization_id, r.not_before, r.expires_at, r.subject_id)
+        elif r.kind == SESSION:
             self.revoke_session(r.subject_id, r.not_before, r.expires_at)
         else:
             self.revoke(r.subject_id, r.organization_id, r.not_before, r.expires_at)
@@ -102,12 +143,20 @@ class RevocationList:
                 self._sessions.pop(k[1], None)
             else:
                 self._not_before.pop((k[1], k[2]), None)
-        return len(gone)
+        ended = [org for org, (_, until, _) in self._suspensions.items() if until < now]
+        for org in ended:
+            del self._suspensions[org]
+        return len(gone) + len(ended)
 
     def __len__(self) -> int:
         return len(self._expiry)
 
     async def check(self, principal: Principal) -> None:
+        if principal.tenant_id in self._suspensions and self.suspended(principal.tenant_id):
+            if self._suspensions[principal.tenant_id][2] == ERASED:
+                raise FailedPrecondition("this organization was closed and erased", reason="ORGANIZATION_ERASED")
+            raise FailedPrecondition("this organization is suspended by the platform's operators",
+                                     reason=SUSPENDED, metadata={"organization_id": str(principal.tenant_id)})
         sid = principal.session_id
         if sid:
             nb = self._sessions.get(sid)
@@ -129,6 +178,13 @@ class RevocationList:
     def apply_session(self, event: identity_events_pb2.SessionRevokedEvent) -> None:
         self.revoke_session(event.session_id, _seconds(event.not_before),
                             _seconds(event.expire_time) if event.HasField("expire_time") else None)
+
+    def apply_suspended(self, event: identity_events_pb2.OrganizationSuspendedEvent) -> None:
+        self.suspend(uuid.UUID(event.organization_id), _seconds(event.suspend_time))
+
+    def apply_reactivated(self, event: identity_events_pb2.OrganizationReactivatedEvent) -> None:
+        self.suspend(uuid.UUID(event.organization_id), _seconds(event.suspend_time),
+                     _seconds(event.reactivate_time))
 
 
 class RevocationListener:
@@ -165,8 +221,8 @@ class RevocationListener:
                 channel = await self._conn.channel()
                 ex = await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
                 queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-                await queue.bind(ex, routing_key=ROUTING_KEY)
-                await queue.bind(ex, routing_key=SESSION_ROUTING_KEY)
+                for key in _BROADCASTS:
+                    await queue.bind(ex, routing_key=key)
                 await queue.consume(self._on_message, no_ack=True)
                 # The robust connection re-declares the queue after a reconnect; what was broadcast
                 # meanwhile is listed again from the source.
@@ -219,10 +275,8 @@ class RevocationListener:
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         try:
             env = events.parse(message.body)
-            if message.routing_key == SESSION_ROUTING_KEY:
-                self.revocations.apply_session(events.unpack(env, identity_events_pb2.SessionRevokedEvent))
-            else:
-                self.revocations.apply(events.unpack(env, identity_events_pb2.MembershipChangedEvent))
+            apply, payload = _BROADCASTS[message.routing_key or ""]
+            getattr(self.revocations, apply)(events.unpack(env, payload))
         except Exception as exc:  # noqa: BLE001 - a malformed broadcast must not stop the listener
             log.error("revocation listener: bad message %s: %s", message.message_id, exc)
 
@@ -242,7 +296,8 @@ def identity_revocation_source(address: str) -> RevocationSource:
     from givance.identity.v1 import revocation_service_pb2_grpc
 
     channel: grpc.aio.Channel | None = None
-    kinds = {pb.Revocation.KIND_MEMBERSHIP: MEMBERSHIP, pb.Revocation.KIND_SESSION: SESSION}
+    kinds = {pb.Revocation.KIND_MEMBERSHIP: MEMBERSHIP, pb.Revocation.KIND_SESSION: SESSION,
+             pb.Revocation.KIND_ORGANIZATION: ORGANIZATION}
 
     async def source(since: float | None) -> tuple[list[Revocation], float]:
         nonlocal channel
@@ -254,7 +309,8 @@ def identity_revocation_source(address: str) -> RevocationSource:
         stub = revocation_service_pb2_grpc.RevocationServiceStub(channel)
         resp = await stub.ListRevocations(request, timeout=10)
         found = [Revocation(kinds[r.kind], uuid.UUID(r.organization_id), r.subject_id, _seconds(r.not_before),
-                            _seconds(r.expire_time)) for r in resp.revocations if r.kind in kinds]
+                            _seconds(r.expire_time) if r.HasField("expire_time") else math.inf)
+                 for r in resp.revocations if r.kind in kinds]
         return found, _seconds(resp.list_time)
 
     return source

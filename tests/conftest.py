@@ -55,6 +55,7 @@ from givance.identity.v1 import (
     identity_service_pb2_grpc,
     membership_service_pb2_grpc,
     mfa_service_pb2_grpc,
+    operator_service_pb2_grpc,
     organization_service_pb2_grpc,
     revocation_service_pb2_grpc,
     session_service_pb2_grpc,
@@ -300,6 +301,7 @@ class Stubs:
         self.audit = audit_service_pb2_grpc.AuditServiceStub(ic)
         self.staff = staff_service_pb2_grpc.StaffServiceStub(ic)
         self.revocations = revocation_service_pb2_grpc.RevocationServiceStub(ic)
+        self.operator = operator_service_pb2_grpc.OperatorServiceStub(ic)
         self.donors = donor_service_pb2_grpc.DonorServiceStub(cc)
         self.donations = donation_service_pb2_grpc.DonationServiceStub(cc)
         self.donor_lists = donor_list_service_pb2_grpc.DonorListServiceStub(cc)

@@ -85,6 +85,7 @@ async def dependencies(b: Built[CommsSettings]) -> Comms:
                     "thank-yous take the donor's address from the gift's event")
     else:
         deps.tenant_metadata = tokens.metadata
+    deps.paused = b.revocations.suspended_organizations
     bind(deps)
     comms = Comms(deps, Sender(deps, concurrency=max(2 * s.smtp_connections, 2)))
     port = s.resolved_http_port()

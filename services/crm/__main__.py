@@ -173,7 +173,7 @@ def background(b: Built[CrmSettings]) -> list[object]:
     if s.workflow_worker:
         items.append(WorkflowWorker(b.db, workflow_effects(s), dsn=plain_dsn(s.app_database_url("crm")),
                                     poll_seconds=s.workflow_poll_seconds, concurrency=s.workflow_concurrency,
-                                    batch=4 * s.workflow_concurrency))
+                                    batch=4 * s.workflow_concurrency, paused=b.revocations.suspended_organizations))
     return items
 
 

@@ -17,6 +17,7 @@ from services.identity.api.audit import AuditServicer
 from services.identity.api.identity import IdentityServicer
 from services.identity.api.memberships import MembershipServicer
 from services.identity.api.mfa import MfaServicer
+from services.identity.api.operator import OperatorServicer
 from services.identity.api.organizations import OrganizationServicer
 from services.identity.api.revocations import RevocationServicer
 from services.identity.api.sessions import SessionServicer
@@ -24,7 +25,7 @@ from services.identity.api.staff import StaffServicer
 from services.identity.api.tenant_tokens import TenantTokenServicer
 from services.identity.consumers import SUBSCRIPTIONS
 from services.identity.crypto import Keyring
-from services.identity.handlers import audit, revocations
+from services.identity.handlers import audit, lifecycle, revocations
 from services.identity.handlers.deps import Deps
 from services.identity.handlers.keys import SigningKeys
 from services.identity.settings import IdentitySettings
@@ -40,6 +41,7 @@ class Own:
     keyring: Keyring
     keys: SigningKeys
     hasher: PasswordHasher
+    deps: Deps | None = None  # built with the servicers; the background erasures use it too
 
 
 async def dependencies(b: Built[IdentitySettings]) -> Own:
@@ -56,15 +58,17 @@ def servicers(b: Built[IdentitySettings]) -> list[object]:
     s, own = b.settings, b.own
     deps = Deps(settings=s, db=b.db, keys=own.keys, keyring=own.keyring, hasher=own.hasher, verifier=b.verifier,
                 revocations=b.revocations)
+    own.deps = deps
     return [servicer(deps) for servicer in (IdentityServicer, OrganizationServicer, AccountServicer, MfaServicer,
                                             MembershipServicer, SessionServicer, AuditServicer, StaffServicer,
-                                            RevocationServicer, TenantTokenServicer)]
+                                            RevocationServicer, TenantTokenServicer, OperatorServicer)]
 
 
 def background(b: Built[IdentitySettings]) -> list:
     # Another replica's key rotation is picked up within a minute; audit partitions at start, then daily.
-    # Expired revocations are pruned every few minutes.
-    return [b.own.keys.run_reloader, lambda: audit.maintain_partitions(b.db), lambda: revocations.prune_forever(b.db)]
+    # Expired revocations are pruned every few minutes; closed organizations erased when due.
+    return [b.own.keys.run_reloader, lambda: audit.maintain_partitions(b.db), lambda: revocations.prune_forever(b.db),
+            lambda: lifecycle.erase_due_forever(b.own.deps)]
 
 
 SPEC = ServiceSpec(name="identity", settings=IdentitySettings, servicers=servicers, subscriptions=SUBSCRIPTIONS,

@@ -4,6 +4,7 @@ providers, the keys."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,5 +41,7 @@ class Deps:
     # (chassis.tenant_tokens.TenantTokens.metadata), for consumers with no caller; None: no principal.
     tenant_metadata: Any = None
     kick: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the sender
+    # () -> the organizations whose sends wait: suspended (chassis.revocation), set by __main__
+    paused: Callable[[], list] = list
     # session id -> what wakes this process' watchers of a generation session's progress
     progress: dict[Any, asyncio.Event] = field(default_factory=dict)

@@ -6,7 +6,9 @@ records the outcome in the message's tenant unit of work:
 - transient failure (SMTP 4xx, timeout, connection trouble): retried with exponential back-off
   until `send_max_attempts`, then FAILED;
 - permanent failure (5xx): BOUNCED, the address suppressed (hard bounce), `comms.email.bounced`;
-- the organization's send rate spent: the job waits for its bucket to refill.
+- the organization's send rate spent: the job waits for its bucket to refill;
+- the organization suspended (deps.paused): its jobs are not claimed; they wait, due, and go
+  out after its reactivation.
 
 Several replicas may run it: a job is claimed by one at a time. It wakes on `deps.kick` (set
 by this process' own enqueues) and polls otherwise.
@@ -85,7 +87,7 @@ class Sender:
     async def run_once(self) -> int:
         """Claims and sends one batch of due jobs; returns how many it claimed."""
         async with self.deps.db.unit_of_work(None) as uow:
-            jobs = await store.claim(uow.conn, self.deps.settings.send_batch, LEASE_SECONDS)
+            jobs = await store.claim(uow.conn, self.deps.settings.send_batch, LEASE_SECONDS, self.deps.paused())
         if not jobs:
             return 0
         slots = asyncio.Semaphore(self.concurrency)

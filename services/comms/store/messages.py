@@ -127,17 +127,19 @@ async def enqueue(conn: Connection, org: uuid.UUID, message_id: uuid.UUID, due_a
         "ON CONFLICT DO NOTHING", {"m": message_id, "t": org, "due": due_at})
 
 
-async def claim(conn: Connection, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
+async def claim(conn: Connection, limit: int, lease_seconds: float,
+                paused: list[uuid.UUID] | None = None) -> list[dict[str, Any]]:
     """Due jobs no other sender holds, leased for `lease_seconds` (a sender that dies mid-send
-    leaves its jobs to be claimed again when the lease ends)."""
+    leaves its jobs to be claimed again when the lease ends); the `paused` tenants' jobs
+    (suspended organizations) stay, due."""
     return await sql.every(
         conn,
         "UPDATE comms.send_jobs j SET locked_until = now() + make_interval(secs => :lease), updated_at = now() "
         "FROM (SELECT message_id FROM comms.send_jobs WHERE due_at <= now() "
-        "      AND (locked_until IS NULL OR locked_until < now()) ORDER BY due_at LIMIT :limit "
-        "      FOR UPDATE SKIP LOCKED) due "
+        "      AND (locked_until IS NULL OR locked_until < now()) AND tenant_id <> ALL(CAST(:paused AS uuid[])) "
+        "      ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED) due "
         "WHERE j.message_id = due.message_id RETURNING j.message_id, j.tenant_id, j.attempts",
-        {"lease": lease_seconds, "limit": limit})
+        {"lease": lease_seconds, "limit": limit, "paused": list(paused or ())})
 
 
 async def finish_job(conn: Connection, message_id: uuid.UUID) -> None:

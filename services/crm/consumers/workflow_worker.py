@@ -1,6 +1,7 @@
 """The workflow worker (beside crm's server: __main__'s background): claims due actions and runs them.
 
-Each pass claims up to `batch` due rows of every tenant (FOR UPDATE SKIP LOCKED, leased), then
+Each pass claims up to `batch` due rows of every tenant (FOR UPDATE SKIP LOCKED, leased), but
+a suspended organization's (`paused`: they wait, due, until its reactivation), then
 runs them concurrently, each in its tenant's unit of work (handlers.workflow_runs.run_due). It
 is woken by NOTIFY on crm_workflow_due when a step is scheduled for now, and polls as a fallback
 (waits, retries, schedules). Several replicas share the table; a crashed one's leases run out.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
+from collections.abc import Callable
 
 import asyncpg
 
@@ -35,8 +38,11 @@ def _report(exc: Exception, what: str) -> None:
 
 class WorkflowWorker:
     def __init__(self, db: Database, effects: Effects, *, clock: Clock = SYSTEM_CLOCK, dsn: str | None = None,
-                 batch: int = 32, concurrency: int = 8, poll_seconds: float = 1.0):
+                 batch: int = 32, concurrency: int = 8, poll_seconds: float = 1.0,
+                 paused: Callable[[], list[uuid.UUID]] = list):
         self.db, self.effects, self.clock, self.dsn = db, effects, clock, dsn
+        # the organizations whose work waits (suspended: chassis.revocation's suspended_organizations)
+        self.paused = paused
         self.batch, self.poll_seconds = batch, poll_seconds
         self._limit = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
@@ -53,7 +59,7 @@ class WorkflowWorker:
 
     async def run_once(self) -> int:
         """One pass: claim what is due and run it. Returns how many rows were claimed."""
-        claimed = await workflow_runs.claim(self.db, self.clock, self.batch)
+        claimed = await workflow_runs.claim(self.db, self.clock, self.batch, self.paused())
         await asyncio.gather(*(self._one(d) for d in claimed))
         return len(claimed)
 
@@ -84,7 +90,7 @@ class WorkflowWorker:
                 claimed = []
                 if room > 0:
                     try:
-                        claimed = await workflow_runs.claim(self.db, self.clock, room)
+                        claimed = await workflow_runs.claim(self.db, self.clock, room, self.paused())
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # noqa: BLE001 (reported; the loop goes on)

@@ -165,10 +165,11 @@ async def _resume(uow: UnitOfWork, e: Execution, output: dict, now: datetime) ->
 # -- the worker's unit of work -----------------------------------------------------------------
 
 
-async def claim(db: Database, clock: Clock, limit: int) -> list[Due]:
+async def claim(db: Database, clock: Clock, limit: int, paused: list[uuid.UUID] | None = None) -> list[Due]:
+    """Due rows of every tenant but the `paused` ones (suspended: their work waits, due)."""
     now = clock.now()
     async with db.unit_of_work(None) as uow:
-        return await store.claim(uow.conn, now, now + LEASE, limit)
+        return await store.claim(uow.conn, now, now + LEASE, limit, paused)
 
 
 async def run_due(db: Database, due: Due, effects: Effects, clock: Clock) -> None:

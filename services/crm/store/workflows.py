@@ -313,13 +313,16 @@ async def unschedule_workflow(conn: Connection, wid: uuid.UUID) -> None:
                        {"wid": wid})
 
 
-async def claim(conn: Connection, now: datetime, lease_until: datetime, limit: int) -> list[Due]:
-    """Every tenant's rows due by `now` and not leased, up to `limit`, leased until lease_until."""
+async def claim(conn: Connection, now: datetime, lease_until: datetime, limit: int,
+                paused: list[uuid.UUID] | None = None) -> list[Due]:
+    """Every tenant's rows due by `now` and not leased, up to `limit`, leased until lease_until;
+    the `paused` tenants' rows (suspended organizations) stay where they are, due."""
     rows = (await conn.execute(
         text(f"UPDATE crm.workflow_due SET lease_until = :lease, updated_at = now() WHERE id IN ("
              "SELECT id FROM crm.workflow_due WHERE due_at <= :now AND (lease_until IS NULL OR lease_until <= :now) "
+             "AND tenant_id <> ALL(CAST(:paused AS uuid[])) "
              f"ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING {_DUE_COLUMNS}"),
-        {"now": now, "lease": lease_until, "limit": limit})).all()
+        {"now": now, "lease": lease_until, "limit": limit, "paused": list(paused or ())})).all()
     return [Due(*r) for r in rows]
 
 

@@ -6,7 +6,9 @@ from givance.identity.v1 import account_service_pb2 as pb
 from givance.identity.v1 import account_service_pb2_grpc
 
 from chassis.convert import date, timestamp
+from chassis.resource import etag
 from services.identity.api.caller import caller, client
+from services.identity.handlers import profiles
 from services.identity.handlers import self_service as handlers
 from services.identity.handlers.deps import Deps
 from services.identity.handlers.self_service import Account, KycInput
@@ -56,6 +58,10 @@ def account_to_proto(row: Account) -> pb.Account:
         default_organization_id=str(row.default_organization_id or ""),
         kyc=kyc_to_proto(row),
         create_time=timestamp(row.created_at),
+        username=row.username or "",
+        avatar_url=row.avatar_url,
+        country_code=row.country_code,
+        etag=etag(row.version),
     )
 
 
@@ -81,6 +87,14 @@ def kyc_from_proto(k: pb.Kyc) -> KycInput:
 class AccountServicer(account_service_pb2_grpc.AccountServiceServicer):
     def __init__(self, deps: Deps):
         self.deps = deps
+
+    async def UpdateAccount(self, request: pb.UpdateAccountRequest, ctx) -> pb.UpdateAccountResponse:
+        principal, tenant = caller()
+        a = request.account
+        raw = {f: getattr(a, f) for f in ("first_name", "last_name", "username", "avatar_url", "country_code")}
+        row = await profiles.update_account(self.deps.db, principal, tenant, raw=raw, etag=a.etag,
+                                            mask=list(request.update_mask.paths))
+        return pb.UpdateAccountResponse(account=account_to_proto(row))
 
     async def GetAccount(self, request: pb.GetAccountRequest, ctx) -> pb.GetAccountResponse:
         principal, tenant = caller()

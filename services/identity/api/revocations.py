@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 from givance.identity.v1 import revocation_service_pb2 as pb
 from givance.identity.v1 import revocation_service_pb2_grpc
 
-from chassis.revocation import SESSION
+from chassis.revocation import MEMBERSHIP, ORGANIZATION, SESSION
 from services.identity.handlers import revocations
 from services.identity.handlers.deps import Deps
+
+_KINDS = {MEMBERSHIP: pb.Revocation.KIND_MEMBERSHIP, SESSION: pb.Revocation.KIND_SESSION,
+          ORGANIZATION: pb.Revocation.KIND_ORGANIZATION}
 
 
 def _ts(target, seconds: float) -> None:
@@ -23,10 +28,10 @@ class RevocationServicer(revocation_service_pb2_grpc.RevocationServiceServicer):
         found, listed_at = await revocations.in_force(self.deps.db, since)
         resp = pb.ListRevocationsResponse()
         for r in found:
-            item = resp.revocations.add(
-                kind=pb.Revocation.KIND_SESSION if r.kind == SESSION else pb.Revocation.KIND_MEMBERSHIP,
-                organization_id=str(r.organization_id), subject_id=r.subject_id)
+            item = resp.revocations.add(kind=_KINDS[r.kind], organization_id=str(r.organization_id),
+                                        subject_id=r.subject_id)
             _ts(item.not_before, r.not_before)
-            _ts(item.expire_time, r.expires_at)
+            if not math.isinf(r.expires_at):  # unset: a suspension that lasts
+                _ts(item.expire_time, r.expires_at)
         _ts(resp.list_time, listed_at)
         return resp

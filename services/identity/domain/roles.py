@@ -105,6 +105,8 @@ PLATFORM_PERMISSIONS: tuple[str, ...] = (
     "platform.plans.write",
     "platform.invoices.write",
     "platform.ai_agents.write",
+    "platform.organizations.read",
+    "platform.organizations.suspend",
 )
 
 SYSTEM_ROLES: dict[str, tuple[str, ...]] = {

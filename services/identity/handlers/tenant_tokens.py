@@ -8,7 +8,8 @@ audience-bound to the services of those permissions and naming the service as it
 security applies to it as to any token of that tenant.
 
 Refused: an unknown client or a wrong secret (UNAUTHENTICATED, alike), a revoked principal
-(UNAUTHENTICATED, PRINCIPAL_REVOKED), an unknown or removed organization (NOT_FOUND), a
+(UNAUTHENTICATED, PRINCIPAL_REVOKED), an unknown or removed organization (NOT_FOUND), a suspended one
+(FAILED_PRECONDITION, ORGANIZATION_SUSPENDED), a
 permission outside the grant (PERMISSION_DENIED, PERMISSION_NOT_GRANTED). Each token issued is
 recorded in the organization's audit trail (`identity.tenant_token.issue`, the service as actor).
 """
@@ -21,9 +22,11 @@ from datetime import UTC, datetime
 from chassis.auth import ISSUER
 from chassis.errors import NotFound, PermissionDenied, Unauthenticated, Violations
 from chassis.resource import parse_id
+from services.identity.domain import lifecycle
 from services.identity.domain import principals as rules
 from services.identity.handlers import grants
 from services.identity.handlers.deps import Deps
+from services.identity.store import organizations as organization_store
 from services.identity.store import principals as store
 
 BAD_CLIENT = "invalid client credentials"
@@ -65,6 +68,7 @@ async def issue(deps: Deps, client_id: str, client_secret: str, organization_id:
             raise Unauthenticated(f"the service principal {name} was revoked", reason="PRINCIPAL_REVOKED")
         if not await store.organization_live(uow.conn, org):
             raise NotFound(f"organization {org} not found", reason="ORGANIZATION_NOT_FOUND")
+        lifecycle.refuse_if_suspended(await organization_store.state(uow.conn, org))
         perms = asked or list(principal.permissions)
         excess = rules.beyond(list(principal.permissions), perms)
         if excess:

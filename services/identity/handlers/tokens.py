@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from chassis.auth import AUDIENCE, ISSUER
 from chassis.db import UnitOfWork
 from chassis.errors import Unauthenticated, Violations
+from services.identity.domain import lifecycle
 from services.identity.domain import mfa as mfa_rules
 from services.identity.domain import service_accounts as service_account_rules
 from services.identity.domain import tokens as rules
@@ -19,6 +20,7 @@ from services.identity.handlers import grants, platform, service_accounts
 from services.identity.handlers.deps import Deps
 from services.identity.store import accounts as store
 from services.identity.store import mfa as mfa_store
+from services.identity.store import organizations as organization_store
 from services.identity.store import service_accounts as service_account_store
 
 BAD_CLIENT = "invalid client credentials"
@@ -46,6 +48,7 @@ async def issue_tokens(deps: Deps, uow: UnitOfWork, user_id: uuid.UUID, org_id: 
     granted = await grants.member_grants(uow.conn, org_id, user_id)
     if granted is None:
         raise Unauthenticated("not an active member of this organization", reason="MEMBERSHIP_INACTIVE")
+    lifecycle.refuse_if_suspended(await organization_store.state(uow.conn, org_id))
     role, permissions = granted
     access_ttl = deps.settings.access_token_ttl_seconds
     claims = rules.access_claims(issuer=ISSUER, audience=AUDIENCE, user_id=user_id, org_id=org_id, role=role,
@@ -96,6 +99,7 @@ async def issue_service_token(deps: Deps, client_id: str, client_secret: str) ->
     async with deps.db.unit_of_work(org) as uow:
         row = await service_account_store.by_client_id(uow.conn, org, client_id)
         creator = await service_accounts.creator_rights(uow, org, row["created_by"]) if row else None
+        state = await organization_store.state(uow.conn, org) if row else None
     # An unknown client and a wrong secret answer alike.
     if row is None or not service_account_rules.secret_matches(client_secret, row["secret_hash"]):
         raise Unauthenticated(BAD_CLIENT)
@@ -103,6 +107,7 @@ async def issue_service_token(deps: Deps, client_id: str, client_secret: str) ->
     if creator is None:
         raise Unauthenticated("the service account's creator is no longer an active member of the organization",
                               reason="SERVICE_ACCOUNT_CREATOR_INACTIVE")
+    lifecycle.refuse_if_suspended(state)
     permissions = service_account_rules.capped(list(row["permissions"]), creator)
     claims = service_account_rules.service_claims(
         issuer=ISSUER, audience=AUDIENCE, account_id=row["id"], org_id=org, permissions=permissions,

@@ -40,7 +40,7 @@ async def insert_organization(conn: Connection, org_id: uuid.UUID, name: str, sl
             )).mappings().one()
     except IntegrityError:
         raise AlreadyExists(f"organization slug {slug!r} is taken", reason="SLUG_TAKEN") from None
-    return Organization(**dict(row))
+    return organizations.to_organization(row)
 
 
 async def insert_user(conn: Connection, user_id: uuid.UUID, email: str, password_hash: str,

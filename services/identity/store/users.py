@@ -10,8 +10,10 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from chassis.db import Connection
+from chassis.errors import AlreadyExists
 from chassis.sql import by_name, first
 from services.identity.domain import kyc as kyc_rules
 
@@ -21,7 +23,7 @@ _ACCOUNT_COLUMNS = (
     "u.national_id_type, u.national_id_sealed IS NOT NULL AS has_national_id, u.address, u.city, u.state, "
     "u.zip_code AS postal_code, u.country, u.emergency_contact_name, u.emergency_contact_phone, "
     "u.emergency_contact_relation, u.id_document_url, u.address_proof_url, u.kyc_status, u.kyc_verified_at, "
-    "u.kyc_rejection_reason, u.kyc_submitted_at, "
+    "u.kyc_rejection_reason, u.kyc_submitted_at, u.username, u.avatar_url, u.country_code, u.version, "
     "COALESCE((SELECT m.enabled FROM identity.user_mfa m WHERE m.user_id = u.id), false) AS mfa_enabled"
 )
 
@@ -59,6 +61,10 @@ class Account:
     kyc_rejection_reason: str | None
     kyc_submitted_at: datetime | None
     mfa_enabled: bool
+    username: str | None = None
+    avatar_url: str = ""
+    country_code: str = ""
+    version: int = 1
 
     @property
     def national_id_masked(self) -> str:
@@ -75,6 +81,18 @@ async def get_account(conn: Connection, user_id: uuid.UUID, *, for_update: bool 
     return await first(
         conn, f"SELECT {_ACCOUNT_COLUMNS} FROM identity.users u WHERE u.id = :id AND u.deleted_at IS NULL{lock}",
         {"id": user_id}, _account)
+
+
+async def update_profile(conn: Connection, user_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """The user's own profile fields (first_name, last_name, username, avatar_url, country_code);
+    the version moves on. A username another user holds, whatever its case: ALREADY_EXISTS."""
+    sets = ", ".join(f"{c} = :{c}" for c in values)
+    try:
+        async with conn.begin_nested():
+            await conn.execute(text(f"UPDATE identity.users SET {sets}, version = version + 1, updated_at = now() "
+                                    "WHERE id = :id AND deleted_at IS NULL"), {**values, "id": user_id})
+    except IntegrityError:
+        raise AlreadyExists("this username is taken", reason="USERNAME_TAKEN") from None
 
 
 async def credentials(conn: Connection, user_id: uuid.UUID, *, for_update: bool = False) -> dict[str, Any] | None:
