@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CACHE_MAX = 20_000
 BATCH_MAX = 500
+WRITERS_MAX = 4  # transactions writing clicks at once: a click waits for at most one under way
 
 
 @dataclass(slots=True)
@@ -48,7 +49,7 @@ class ClickRecorder:
         self.deps = deps
         self._targets: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], tuple[str, datetime, uuid.UUID | None]] = {}
         self._pending: list[_Click] = []
-        self._flushing: asyncio.Task | None = None
+        self._writers: set[asyncio.Task] = set()
 
     async def click(self, claims: TokenClaims, user_agent: str) -> str | None:
         """The link's stored destination once the click is committed (None: no such link of that
@@ -73,8 +74,10 @@ class ClickRecorder:
         done = asyncio.get_running_loop().create_future()
         self._pending.append(_Click(claims.organization_id, claims.message_id, url, donor_id, machine,
                                     (user_agent or "")[:500], now, done))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.ensure_future(self._flush())
+        if len(self._writers) < WRITERS_MAX:
+            writer = asyncio.ensure_future(self._flush())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         await asyncio.shield(done)  # a client gone does not take the batch's other clicks with it
         return url
 
