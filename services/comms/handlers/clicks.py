@@ -1,10 +1,11 @@
 """Clicks recorded in shared transactions (group commit).
 
 A click's redirect waits until its click is committed, so no click is acknowledged unrecorded;
-but the clicks that arrive while one batch commits are written together by the next (one
-transaction per organization per batch), instead of each queueing for a pooled connection of
-its own. A link's destination, its message's sending time and donor never change once sent,
-so they are read once per process (a bounded cache) and a click costs no read.
+but the clicks that arrive while batches commit are written together by the next (one
+transaction per organization per batch; up to WRITERS_MAX batches under way at once, so a click
+waits for little more than its own), instead of each queueing for a pooled connection of its
+own. A link's destination, its message's sending time and donor never change once sent, so they
+are read once per process (a bounded cache) and a click costs no read.
 """
 
 from __future__ import annotations
@@ -74,10 +75,9 @@ class ClickRecorder:
         done = asyncio.get_running_loop().create_future()
         self._pending.append(_Click(claims.organization_id, claims.message_id, url, donor_id, machine,
                                     (user_agent or "")[:500], now, done))
+        self._writers = {w for w in self._writers if not w.done()}  # a finished one found no click pending
         if len(self._writers) < WRITERS_MAX:
-            writer = asyncio.ensure_future(self._flush())
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
+            self._writers.add(asyncio.ensure_future(self._flush()))
         await asyncio.shield(done)  # a client gone does not take the batch's other clicks with it
         return url
 
