@@ -226,7 +226,7 @@ def main() -> None:
 
         async def go() -> None:
             for service_address in addrs.services.values():
-                await wait_healthy(service_address, procs)
+                await wait_healthy(service_address, procs, timeout=120.0)  # a loaded machine starts slowly
             for port in (smtp_port, bare_port, http_port):
                 await wait_tcp(port, procs)
             tenant = await seed.seed(addrs.identity, addrs.crm, DONORS)

@@ -68,6 +68,12 @@ class ServiceSettings(BaseSettings):
         expose. A service with public HTTP says so by overriding this."""
         return set()
 
+    def public_tcp_ports(self) -> set[int]:
+        """Other fixed ports the service listens on when deployed, besides gRPC, /metrics and its
+        public HTTP (comms' inbound SMTP): what its Deployment and the Dockerfile expose, and its
+        Services publish (perhaps on another port: a load balancer on SMTP's 25)."""
+        return set()
+
     # The password of this service's own broker user, givance-<service> (chassis.broker): set, the
     # service connects as that user (created by chassis.migrate); unset, as RABBITMQ_URL's user.
     broker_password: str | None = None

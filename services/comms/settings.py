@@ -67,6 +67,9 @@ class CommsSettings(ServiceSettings):
     # (inbound_smtp_port; -1: off, 0: an ephemeral port) or, in development, the mail catcher.
     unsubscribe_domain: str = ""
     inbound_smtp_port: int = -1
+    # Where deployments (Kubernetes, compose) run it: unprivileged, as the pods run without
+    # capabilities; the comms-smtp load balancer takes mail servers' port 25 to it.
+    deployed_inbound_smtp_port: ClassVar[int] = 2525
 
     # Provider webhooks: Mailgun's HTTP webhook signing key; Meta's app secret and verify token.
     mailgun_signing_key: str = ""
@@ -85,6 +88,9 @@ class CommsSettings(ServiceSettings):
     def public_http_ports(self) -> set[int]:
         port = self.resolved_http_port()
         return {port} if port else set()
+
+    def public_tcp_ports(self) -> set[int]:
+        return {self.deployed_inbound_smtp_port}
 
     def resolved_http_port(self) -> int | None:
         if self.http_port is not None:

@@ -3,6 +3,7 @@ goes only where the message's own link row says, GET changes nothing, POST unsub
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 
@@ -100,6 +101,32 @@ async def test_unsubscribe_get_changes_nothing_and_one_click_post_unsubscribes(s
     assert r.status_code == 200 and "no more all emails" in r.text
     sups = (await stubs.suppressions.ListSuppressions(xpb.ListSuppressionsRequest(), metadata=tenant.md)).suppressions
     assert [s.address for s in sups] == [to]
+
+
+async def test_the_unsubscribe_page_links_to_the_same_address_preference_page(stubs, tenant, mailbox, comms_http):
+    _, to, mail, _ = await _mail(stubs, tenant, mailbox)
+    _, _, unsub, _ = _paths(mail)
+
+    def preference_path(page: str) -> str:
+        link = html.unescape(re.search(r'<a href="(https?://[^"]+/p/[^"]+)"', page).group(1))
+        return "/p/" + link.split("/p/", 1)[1]
+
+    page = await comms_http.get(unsub)
+    assert page.status_code == 200 and "choose which emails you receive" in page.text
+    prefs = await comms_http.get(preference_path(page.text))
+    assert prefs.status_code == 200 and "Email preferences" in prefs.text and to in prefs.text
+    assert 'value="newsletters" checked>' in prefs.text
+    assert not (await stubs.suppressions.ListConsentChanges(xpb.ListConsentChangesRequest(address=to),
+                                                            metadata=tenant.md)).changes  # GETs changed nothing
+
+    # after a one-click unsubscribe the answer links there too, and the page shows it withdrawn
+    done = await comms_http.post(unsub, data={"scope": "category"})
+    assert done.status_code == 200 and "will get no more newsletters" in done.text
+    after = await comms_http.get(preference_path(done.text))
+    assert after.status_code == 200 and to in after.text and 'value="newsletters">' in after.text
+    # a tampered unsubscribe token shows no page and no link
+    bad = await comms_http.get(unsub[:-2] + ("AA" if not unsub.endswith("AA") else "BB"))
+    assert bad.status_code == 404 and "/p/" not in bad.text
 
 
 async def test_concurrent_clicks_share_transactions_and_each_is_recorded_once(stubs, tenant, mailbox, comms_http,

@@ -28,6 +28,9 @@ def test_the_compose_file_runs_every_service_and_the_gateway_after_the_migration
         assert svc["environment"]["SERVICE"] == name and svc["image"] == services["migrate"]["image"]
         metrics = load(name).settings().resolved_metrics_port()
         assert f"127.0.0.1:{metrics}:{metrics}" in svc["ports"], name
+    # comms' inbound SMTP (unsubscribe mail) is published on the port it listens on
+    inbound = services["comms"]["environment"]["COMMS_INBOUND_SMTP_PORT"]
+    assert f"127.0.0.1:{inbound}:{inbound}" in services["comms"]["ports"]
     gateway = services["gateway"]
     assert gateway["command"] == ["python", "-m", "gateway"] and "127.0.0.1:8080:8080" in gateway["ports"]
     from gateway.settings import GatewaySettings

@@ -125,7 +125,7 @@ def test_the_ingress_sends_v1_to_the_gateway(overlay):
     assert paths["/v1"]["backend"]["service"] == {"name": "gateway", "port": {"name": "http"}}
     # comms' public HTTP (tracking, unsubscribe, webhooks) goes to comms, never through the gateway
     comms = {p["path"]: p for r in ingresses["comms"]["spec"]["rules"] for p in r["http"]["paths"]}
-    assert set(comms) == {"/o/", "/c/", "/u/", "/webhooks/"}
+    assert set(comms) == {"/o/", "/c/", "/u/", "/p/", "/k/", "/webhooks/"}
     assert all(p["backend"]["service"] == {"name": "comms", "port": {"name": "http"}} for p in comms.values())
     # billing's webhooks go to its own webhook port, never through the gateway
     hooks = {p["path"]: p for r in ingresses["billing-webhooks"]["spec"]["rules"] for p in r["http"]["paths"]}
@@ -134,6 +134,51 @@ def test_the_ingress_sends_v1_to_the_gateway(overlay):
     crm = {p["path"]: p for r in ingresses["crm"]["spec"]["rules"] for p in r["http"]["paths"]}
     assert set(crm) == {"/shared", "/sign"}
     assert all(p["backend"]["service"] == {"name": "crm", "port": {"name": "http"}} for p in crm.values())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_port_a_service_listens_on_is_in_a_service_and_admitted_by_a_policy(overlay):
+    """A container port (but the metrics one Prometheus scrapes, base/network.yaml) that no Service
+    exposes or no NetworkPolicy admits is a listener nothing can reach."""
+    docs = render(f"overlays/{overlay}")
+    services, policies = by_kind(docs, "Service").values(), by_kind(docs, "NetworkPolicy").values()
+    for name in [*listed_services(), *EDGE]:
+        template = by_kind(docs, "Deployment")[name]["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        (container,) = template["spec"]["containers"]
+        for port in container["ports"]:
+            if port["name"] == "metrics":
+                continue
+            wanted = (port["name"], port["containerPort"])
+            assert any(selects(s["spec"]["selector"], labels) and any(p.get("targetPort", p["port"]) in wanted
+                                                                      for p in s["spec"]["ports"])
+                       for s in services), (name, port)
+            assert any(selects(pol["spec"]["podSelector"], labels) and any(p.get("port") in wanted
+                                                                           for p in rule.get("ports", []))
+                       for pol in policies for rule in pol["spec"].get("ingress", [])), (name, port)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_comms_inbound_smtp_listens_and_is_reachable_from_mail_servers_alone(overlay):
+    """The List-Unsubscribe mailto's replies: COMMS_INBOUND_SMTP_PORT on the pod, port 25 of its
+    own load balancer (nothing else of comms on it), admitted from the internet on that port only."""
+    from services.comms.settings import CommsSettings
+
+    docs = render(f"overlays/{overlay}")
+    (container,) = pod_spec(by_kind(docs, "Deployment")["comms"])["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    settings = CommsSettings(inbound_smtp_port=env["COMMS_INBOUND_SMTP_PORT"], unsubscribe_domain=env[
+        "COMMS_UNSUBSCRIBE_DOMAIN"])
+    assert settings.inbound_smtp_port == ports["smtp"] == settings.deployed_inbound_smtp_port > 1024  # non-root
+    assert container["readinessProbe"]["grpc"]["port"] == ports["grpc"]  # the probes stay on gRPC
+    smtp = by_kind(docs, "Service")["comms-smtp"]["spec"]
+    assert smtp["type"] == "LoadBalancer" and smtp["selector"] == {"app.kubernetes.io/name": "comms"}
+    assert [(p["port"], p["targetPort"]) for p in smtp["ports"]] == [(25, "smtp")]
+    assert "smtp" not in {p["name"] for p in by_kind(docs, "Service")["comms"]["spec"]["ports"]}
+    internet = [r for r in by_kind(docs, "NetworkPolicy")["comms"]["spec"]["ingress"]
+                if any(peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for peer in r["from"])]
+    assert [[p["port"] for p in r["ports"]] for r in internet] == [["smtp"]]
 
 
 def _secret_refs(docs):

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chassis.settings import ServiceSettings
 from chassis.spec import listed_services, load
@@ -23,6 +24,11 @@ def default_port(name: str) -> int:
 def http_ports(name: str) -> set[int]:
     """A service's own public HTTP ports besides gRPC (comms' tracking, billing's webhooks)."""
     return load(name).settings.model_construct().public_http_ports()  # the defaults, not this run's environment
+
+
+def tcp_ports(name: str) -> set[int]:
+    """A service's other listeners when deployed (comms' inbound SMTP)."""
+    return load(name).settings.model_construct().public_tcp_ports()
 
 
 def test_the_list_is_the_folders_and_each_declares_itself():
@@ -42,7 +48,16 @@ def test_every_service_has_its_kubernetes_folder_on_its_port(name):
     port, metrics = default_port(name), settings.resolved_metrics_port()
     prefix = load(name).settings.model_config["env_prefix"]
     ports = {int(p) for p in re.findall(r"\b(?:containerPort|port): (\d+)", text)}
-    assert ports == {port, metrics} | http_ports(name)
+    # a Service may publish another listener on a port of its own (comms-smtp: 25 to inbound SMTP)
+    deployment, services = (list(yaml.safe_load_all((folder / f).read_text())) for f in ("deployment.yaml",
+                                                                                        "service.yaml"))
+    container_ports = {p["name"]: p["containerPort"] for d in deployment
+                       for p in d["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    published = {p["port"] for d in services for p in d["spec"]["ports"]
+                 if container_ports.get(p["targetPort"]) in tcp_ports(name)}
+    assert ports == {port, metrics} | http_ports(name) | tcp_ports(name) | published
+    for other in tcp_ports(name):
+        assert re.search(rf'- name: {prefix}\w+_PORT\n\s+value: "{other}"', text), (name, other)
     assert re.search(rf'- name: {prefix}PORT\n\s+value: "{port}"', text)
     assert re.search(rf'- name: {prefix}METRICS_PORT\n\s+value: "{metrics}"', text)
     assert re.search(rf"- name: SERVICE\n\s+value: {name}\n", text)
@@ -56,13 +71,15 @@ def test_every_service_is_in_the_compose_file_on_its_port(name):
     assert block, f"no {name} service in deploy/compose.yaml"
     assert f"SERVICE: {name}\n" in block.group(1)
     assert f'"127.0.0.1:{port}:{port}"' in block.group(1)
+    for other in tcp_ports(name):
+        assert f'"127.0.0.1:{other}:{other}"' in block.group(1), (name, other)
 
 
 def test_the_image_exposes_every_port_and_nothing_names_the_services():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     exposed = {int(p) for p in re.search(r"^EXPOSE (.*)$", dockerfile, re.M).group(1).split()}
     assert exposed == {default_port(name) for name in listed_services()} | {GATEWAY_PORT} | {
-        p for name in listed_services() for p in http_ports(name)}
+        p for name in listed_services() for p in http_ports(name) | tcp_ports(name)}
     for path in (DEPLOY / "compose.yaml", DEPLOY / "k8s" / "base" / "migrate" / "job.yaml"):
         assert '"chassis.migrate"]' in path.read_text(), f"{path}: migrate every listed service"
 

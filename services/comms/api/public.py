@@ -32,6 +32,7 @@ from services.comms.handlers import webhooks as webhook_handlers
 from services.comms.handlers import whatsapp as whatsapp_handlers
 from services.comms.handlers.clicks import ClickRecorder
 from services.comms.handlers.deps import Deps
+from services.comms.handlers.messages import preferences_url
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE = {"cache-control": "no-store, private", "referrer-policy": "no-referrer"}
@@ -48,6 +49,11 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 def build_app(deps: Deps) -> Starlette:
     signer = deps.signer
     clicks = ClickRecorder(deps)
+
+    def choose(claims: tracking.TokenClaims, words: str) -> str:
+        """A link to the preference page of the same message (so the same address), signed anew."""
+        url = preferences_url(deps, claims.organization_id, claims.message_id)
+        return f"<p><a href=\"{html.escape(url)}\">{html.escape(words)}</a></p>"
 
     async def open_pixel(request: Request) -> Response:
         token = request.path_params["token"]
@@ -75,7 +81,8 @@ def build_app(deps: Deps) -> Starlette:
             f"<p>Stop emails to <strong>{html.escape(msg.to_address)}</strong>?</p>"
             f"<form method=\"post\" action=\"{action}\">"
             f"<button name=\"scope\" value=\"category\">Unsubscribe from {category}</button> "
-            f"<button name=\"scope\" value=\"all\">Unsubscribe from everything</button></form>"))
+            f"<button name=\"scope\" value=\"all\">Unsubscribe from everything</button></form>"
+            + choose(claims, "Or choose which emails you receive")))
 
     async def unsubscribe(request: Request) -> Response:
         claims = signer.verify(request.path_params["token"], tracking.UNSUBSCRIBE)
@@ -92,7 +99,8 @@ def build_app(deps: Deps) -> Starlette:
         if msg is None:
             return _page("Link not found", "<p>This unsubscribe link is not valid.</p>", 404)
         what = "all emails" if everything else html.escape(msg.category)
-        return _page("Unsubscribed", f"<p>{html.escape(msg.to_address)} will get no more {what} from us.</p>")
+        return _page("Unsubscribed", f"<p>{html.escape(msg.to_address)} will get no more {what} from us.</p>"
+                     + choose(claims, "Choose which emails you receive"))
 
     async def mailgun(request: Request) -> Response:
         body = await request.body()

@@ -1,10 +1,11 @@
 """Clicks recorded in shared transactions (group commit).
 
 A click's redirect waits until its click is committed, so no click is acknowledged unrecorded;
-but the clicks that arrive while one batch commits are written together by the next (one
-transaction per organization per batch), instead of each queueing for a pooled connection of
-its own. A link's destination, its message's sending time and donor never change once sent,
-so they are read once per process (a bounded cache) and a click costs no read.
+but the clicks that arrive while batches commit are written together by the next (one
+transaction per organization per batch; up to WRITERS_MAX batches under way at once, so a click
+waits for little more than its own), instead of each queueing for a pooled connection of its
+own. A link's destination, its message's sending time and donor never change once sent, so they
+are read once per process (a bounded cache) and a click costs no read.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CACHE_MAX = 20_000
 BATCH_MAX = 500
+WRITERS_MAX = 4  # transactions writing clicks at once: a click waits for at most one under way
 
 
 @dataclass(slots=True)
@@ -48,7 +50,7 @@ class ClickRecorder:
         self.deps = deps
         self._targets: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], tuple[str, datetime, uuid.UUID | None]] = {}
         self._pending: list[_Click] = []
-        self._flushing: asyncio.Task | None = None
+        self._writers: set[asyncio.Task] = set()
 
     async def click(self, claims: TokenClaims, user_agent: str) -> str | None:
         """The link's stored destination once the click is committed (None: no such link of that
@@ -73,8 +75,9 @@ class ClickRecorder:
         done = asyncio.get_running_loop().create_future()
         self._pending.append(_Click(claims.organization_id, claims.message_id, url, donor_id, machine,
                                     (user_agent or "")[:500], now, done))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.ensure_future(self._flush())
+        self._writers = {w for w in self._writers if not w.done()}  # a finished one found no click pending
+        if len(self._writers) < WRITERS_MAX:
+            self._writers.add(asyncio.ensure_future(self._flush()))
         await asyncio.shield(done)  # a client gone does not take the batch's other clicks with it
         return url
 

@@ -78,11 +78,10 @@ async def queue(uow: UnitOfWork, deps: Deps, org: uuid.UUID, c: Compose) -> tupl
     rfc822_id = rules.rfc822_message_id(org, message_id, domain_of(sender))
     status, reason = "queued", ""
     if not c.sensitive:
-        suppression = await suppressions_store.find(conn, org, c.to_address)
-        if suppression is not None:
-            status, reason = "suppressed", f"the address is suppressed ({suppression['reason']})"
+        suppressed, word = await suppressions_store.standing(conn, org, c.to_address, c.category)
+        if suppressed is not None:
+            status, reason = "suppressed", f"the address is suppressed ({suppressed})"
         elif rules.needs_consent(c.category):
-            word = await suppressions_store.consent_word(conn, org, c.to_address, c.category)
             now = consent.state(word, sending["double_opt_in"])
             if word is not None and not word.granted:
                 status, reason = "suppressed", f"the address withdrew consent to {c.category}"

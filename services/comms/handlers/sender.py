@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from givance.events.v1 import comms_events_pb2
@@ -90,29 +91,56 @@ class Sender:
             jobs = await store.claim(uow.conn, self.deps.settings.send_batch, LEASE_SECONDS, self.deps.paused())
         if not jobs:
             return 0
-        slots = asyncio.Semaphore(self.concurrency)
-
-        async def one(job: dict) -> None:
-            async with slots:
-                try:
-                    await self.deliver(job["tenant_id"], job["message_id"], job["attempts"])
-                except Exception:
-                    log.exception("sender: message %s could not be processed", job["message_id"])
-
-        await asyncio.gather(*(one(j) for j in jobs))
+        by_org: dict[uuid.UUID, list[dict]] = defaultdict(list)
+        for job in jobs:
+            by_org[job["tenant_id"]].append(job)
+        await asyncio.gather(*(self._batch(org, org_jobs) for org, org_jobs in by_org.items()))
         return len(jobs)
 
-    async def deliver(self, org: uuid.UUID, message_id: uuid.UUID, attempts: int) -> None:
+    async def _batch(self, org: uuid.UUID, jobs: list[dict]) -> None:
+        """One organization's claimed jobs: read together, their send tokens taken together, sent
+        (at most `concurrency` at once), and the sent ones recorded together. A job that fails
+        here keeps its lease and comes back when it ends."""
+        try:
+            ready, sending = await self._prepare(org, jobs)
+            if not ready:
+                return
+            slots = asyncio.Semaphore(self.concurrency)
+
+            async def one(msg: MessageRow, attempts: int) -> tuple[MessageRow, int] | None:
+                async with slots:
+                    try:
+                        return await self._send(org, msg, attempts, sending)
+                    except Exception:
+                        log.exception("sender: message %s could not be processed", msg.id)
+                        return None
+
+            sent = [done for done in await asyncio.gather(*(one(m, a) for m, a in ready)) if done is not None]
+            if sent:
+                await self._record_sent(org, sent)
+        except Exception:
+            log.exception("sender: %d messages of organization %s could not be processed", len(jobs), org)
+
+    async def _prepare(self, org: uuid.UUID, jobs: list[dict]) -> tuple[list[tuple[MessageRow, int]], dict | None]:
+        """The queued messages of `jobs` that the organization's send rate lets go now (with their
+        attempts so far), and its sending settings; the others' jobs done (no longer queued) or
+        put back until the bucket refills."""
+        attempts = {j["message_id"]: j["attempts"] for j in jobs}
+        async with self.deps.db.unit_of_work(org) as uow:
+            messages = await store.to_send(uow.conn, org, list(attempts))
+            queued = [m for m in messages if m.status == "queued"]
+            await store.finish_jobs(uow.conn, [m for m in attempts if m not in {q.id for q in queued}])
+            if not queued:
+                return [], None
+            granted, sending = await settings_store.take_send_tokens(uow.conn, org, len(queued))
+            await store.retry_jobs(uow.conn, [(m.id, attempts[m.id]) for m in queued[granted:]], RATE_WAIT_SECONDS)
+        return [(m, attempts[m.id]) for m in queued[:granted]], sending
+
+    async def _send(self, org: uuid.UUID, msg: MessageRow, attempts: int,
+                    sending: dict) -> tuple[MessageRow, int] | None:
+        """Through the provider, outside any transaction: (the message, its attempts) once accepted;
+        None when it failed (its retry or bounce is recorded here)."""
         deps = self.deps
-        async with deps.db.unit_of_work(org) as uow:
-            msg = await store.get(uow.conn, org, message_id, full=True)
-            if msg is None or msg.status != "queued":
-                await store.finish_job(uow.conn, message_id)
-                return
-            sending = await settings_store.take_send_token(uow.conn, org)
-            if sending is None:
-                await store.retry_job(uow.conn, message_id, attempts, RATE_WAIT_SECONDS)
-                return
         try:
             if msg.channel == "email":
                 await deps.email.send(self._email(org, msg, sending))
@@ -120,21 +148,27 @@ class Sender:
                 await deps.sms.send(msg.channel, msg.to_address, self._open(msg, msg.body_text))
         except TransientFailure as exc:
             await self._transient(org, msg, attempts + 1, str(exc))
-            return
+            return None
         except PermanentFailure as exc:
             await self._bounced(org, msg, attempts + 1, str(exc))
-            return
+            return None
+        return msg, attempts + 1
+
+    async def _record_sent(self, org: uuid.UUID, sent: list[tuple[MessageRow, int]]) -> None:
+        """SENT, `comms.email.sent` and a donor's communications-log entry, for every accepted
+        message of the batch in one unit of work."""
         now = datetime.now(UTC)
-        async with deps.db.unit_of_work(org) as uow:
-            await store.mark_sent(uow.conn, org, message_id, attempts + 1)
-            if msg.channel == "email":
-                uow.publish(rules.EMAIL_SENT, comms_events_pb2.EmailSentEvent(
-                    message_id=str(message_id), donor_id=str(msg.donor_id or ""), template_name=msg.template_name,
-                    category=msg.category, send_time=timestamp(now)), aggregate_type="message",
-                    aggregate_id=str(message_id))
-            if msg.donor_id is not None:
-                await log_sent(uow, org, msg, now)
-        self.sent += 1
+        async with self.deps.db.unit_of_work(org) as uow:
+            await store.mark_sent_many(uow.conn, org, [(msg.id, attempts) for msg, attempts in sent])
+            for msg, _ in sent:
+                if msg.channel == "email":
+                    uow.publish(rules.EMAIL_SENT, comms_events_pb2.EmailSentEvent(
+                        message_id=str(msg.id), donor_id=str(msg.donor_id or ""), template_name=msg.template_name,
+                        category=msg.category, send_time=timestamp(now)), aggregate_type="message",
+                        aggregate_id=str(msg.id))
+                if msg.donor_id is not None:
+                    await log_sent(uow, org, msg, now)
+        self.sent += len(sent)
 
     def _open(self, msg: MessageRow, value: str) -> str:
         if not msg.sealed or not value:

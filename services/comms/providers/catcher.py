@@ -15,7 +15,6 @@ import asyncio
 import email
 import email.policy
 import json
-import logging
 import os
 import time
 import uuid
@@ -25,8 +24,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from services.comms.providers.inbound import OnUnsubscribe, deliver_unsubscribes
-
-log = logging.getLogger(__name__)
+from services.comms.providers.smtp_listener import SmtpListener
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 
@@ -65,37 +63,13 @@ class CatchingHandler:
         return "250 Message accepted for delivery"
 
 
-class MailCatcher:
-    """A worker (run/stop) serving the catcher on host:port (0: an ephemeral port, `port` after start)."""
+class MailCatcher(SmtpListener):
+    """The catcher as a worker (run/stop) on host:port (0: an ephemeral port, `port` after start)."""
 
     def __init__(self, directory: str | Path, host: str = "127.0.0.1", port: int = 1025,
                  on_unsubscribe: OnUnsubscribe | None = None):
-        self.handler = CatchingHandler(directory, on_unsubscribe)
-        self.host, self.port = host, port
-        self._server: asyncio.base_events.Server | None = None
-        self._stopped = asyncio.Event()
-
-    async def start(self) -> int:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(self.handler, hostname="givance-mail-catcher", data_size_limit=MAX_MESSAGE_BYTES,
-                         enable_SMTPUTF8=True, decode_data=False),
-            self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("mail catcher on %s:%d keeping mail in %s", self.host, self.port, self.handler.directory)
-        return self.port
-
-    async def run(self) -> None:
-        if self._server is None:
-            await self.start()
-        await self._stopped.wait()
-
-    async def stop(self) -> None:
-        self._stopped.set()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        super().__init__(CatchingHandler(directory, on_unsubscribe), host, port, hostname="givance-mail-catcher",
+                         max_message_bytes=MAX_MESSAGE_BYTES)
 
 
 def list_mail(directory: str | Path) -> list[dict[str, Any]]:

@@ -8,11 +8,12 @@ development the mail catcher on 127.0.0.1:1025 hands such messages over the same
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from services.comms.providers.smtp_listener import SmtpListener
 
 log = logging.getLogger(__name__)
 
@@ -64,33 +65,9 @@ class InboundHandler:
         return "250 Unsubscribe request received"
 
 
-class InboundSmtp:
-    """A worker (run/stop) serving InboundHandler on host:port (0: an ephemeral port, `port` after start)."""
+class InboundSmtp(SmtpListener):
+    """InboundHandler as a worker (run/stop) on host:port (0: an ephemeral port, `port` after start)."""
 
     def __init__(self, on_unsubscribe: OnUnsubscribe, host: str = "127.0.0.1", port: int = 0):
-        self.handler = InboundHandler(on_unsubscribe)
-        self.host, self.port = host, port
-        self._server: asyncio.base_events.Server | None = None
-        self._stopped = asyncio.Event()
-
-    async def start(self) -> int:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(self.handler, hostname="givance-comms-inbound", data_size_limit=MAX_MESSAGE_BYTES,
-                         enable_SMTPUTF8=True, decode_data=False),
-            self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("inbound SMTP (unsubscribe addresses) on %s:%d", self.host, self.port)
-        return self.port
-
-    async def run(self) -> None:
-        if self._server is None:
-            await self.start()
-        await self._stopped.wait()
-
-    async def stop(self) -> None:
-        self._stopped.set()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        super().__init__(InboundHandler(on_unsubscribe), host, port, hostname="givance-comms-inbound",
+                         max_message_bytes=MAX_MESSAGE_BYTES)

@@ -21,6 +21,9 @@ LIST_COLUMNS = ("id, organization_id, channel, donor_id, to_address, template_na
                 f"{_PEOPLE.format(kind='opened')} AS open_count, {_PEOPLE.format(kind='clicked')} AS click_count, "
                 "created_at")
 FULL_COLUMNS = LIST_COLUMNS + ", body_text, body_html, attachment_name, attachment, created_by, sealed"
+# What the sender reads: the full row, without counting opens and clicks nobody looks at there.
+SEND_COLUMNS = FULL_COLUMNS.replace(f"{_PEOPLE.format(kind='opened')} AS open_count", "0").replace(
+    f"{_PEOPLE.format(kind='clicked')} AS click_count", "0")
 
 
 @dataclass(slots=True)
@@ -80,6 +83,12 @@ async def get(conn: Connection, org: uuid.UUID, message_id: uuid.UUID, *, full: 
                            message_id, _row, for_update=for_update)
 
 
+async def to_send(conn: Connection, org: uuid.UUID, message_ids: list[uuid.UUID]) -> list[MessageRow]:
+    """The sender's batch of one organization's messages, whole, in one read."""
+    return await sql.every(conn, f"SELECT {SEND_COLUMNS} FROM comms.messages WHERE organization_id = :org "
+                                 "AND id = ANY(CAST(:ids AS uuid[]))", {"org": org, "ids": message_ids}, _row)
+
+
 async def page(conn: Connection, org: uuid.UUID, *, donor_id: uuid.UUID | None, status: str | None,
                after: list[Any] | None, limit: int) -> list[MessageRow]:
     where = Where("organization_id = :org", org=org, limit=limit)
@@ -103,19 +112,21 @@ async def set_status(conn: Connection, org: uuid.UUID, message_id: uuid.UUID, st
             {"reason": reason[:1000], "org": org, "id": message_id})
 
 
-async def mark_sent(conn: Connection, org: uuid.UUID, message_id: uuid.UUID, attempts: int) -> None:
-    """SENT, its 'sent' event, its job done: one round trip."""
+async def mark_sent_many(conn: Connection, org: uuid.UUID, sent: list[tuple[uuid.UUID, int]]) -> None:
+    """SENT (with its attempts), a 'sent' event and its job done, for several messages (id, attempts),
+    in one statement; the generated email (AI session) each carries, if any, is sent with it."""
     await conn.execute(
-        "WITH m AS (UPDATE comms.messages SET status = 'sent', status_reason = '', sent_at = now(), "
-        "  attempt_count = :attempts, version = version + 1, updated_at = now() "
-        "  WHERE organization_id = :org AND id = :id RETURNING id), "
+        "WITH s AS (SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) AS s(id, attempts)), "
+        "m AS (UPDATE comms.messages SET status = 'sent', status_reason = '', sent_at = now(), "
+        "  attempt_count = s.attempts, version = version + 1, updated_at = now() FROM s "
+        "  WHERE organization_id = :org AND comms.messages.id = s.id RETURNING comms.messages.id), "
         "e AS (INSERT INTO comms.email_events (id, organization_id, message_id, kind) "
-        "  SELECT :event, :org, id, 'sent' FROM m), "
-        # the generated email (AI session) it carries, if any, is sent with it
+        "  SELECT gen_random_uuid(), :org, id, 'sent' FROM m), "
         "g AS (UPDATE comms.generated_emails SET status = 'sent', sent_at = now(), version = version + 1, "
-        "  updated_at = now() WHERE organization_id = :org AND message_id = :id AND status = 'scheduled') "
-        "DELETE FROM comms.send_jobs WHERE message_id = :id",
-        {"org": org, "id": message_id, "attempts": attempts, "event": uuid.uuid4()})
+        "  updated_at = now() WHERE organization_id = :org AND message_id IN (SELECT id FROM s) "
+        "  AND status = 'scheduled') "
+        "DELETE FROM comms.send_jobs WHERE message_id IN (SELECT id FROM s)",
+        {"org": org, "ids": [m for m, _ in sent], "attempts": [a for _, a in sent]})
 
 
 # -- the send queue --------------------------------------------------------------------------
@@ -146,10 +157,26 @@ async def finish_job(conn: Connection, message_id: uuid.UUID) -> None:
     await conn.execute("DELETE FROM comms.send_jobs WHERE message_id = :m", {"m": message_id})
 
 
+async def finish_jobs(conn: Connection, message_ids: list[uuid.UUID]) -> None:
+    if message_ids:
+        await conn.execute("DELETE FROM comms.send_jobs WHERE message_id = ANY(CAST(:ms AS uuid[]))",
+                           {"ms": message_ids})
+
+
 async def retry_job(conn: Connection, message_id: uuid.UUID, attempts: int, delay_seconds: float) -> None:
     await conn.execute(
         "UPDATE comms.send_jobs SET attempts = :a, due_at = now() + make_interval(secs => :d), locked_until = NULL, "
         "updated_at = now() WHERE message_id = :m", {"a": attempts, "d": delay_seconds, "m": message_id})
+
+
+async def retry_jobs(conn: Connection, jobs: list[tuple[uuid.UUID, int]], delay_seconds: float) -> None:
+    """retry_job for several (message id, attempts) with one delay, in one statement."""
+    if jobs:
+        await conn.execute(
+            "UPDATE comms.send_jobs j SET attempts = r.a, due_at = now() + make_interval(secs => :d), "
+            "locked_until = NULL, updated_at = now() "
+            "FROM unnest(CAST(:ms AS uuid[]), CAST(:atts AS int[])) AS r(m, a) WHERE j.message_id = r.m",
+            {"ms": [m for m, _ in jobs], "atts": [a for _, a in jobs], "d": delay_seconds})
 
 
 async def next_due(conn: Connection) -> datetime | None:

@@ -34,13 +34,18 @@ async def update(conn: Connection, org: uuid.UUID, values: dict[str, Any]) -> di
               f"WHERE organization_id = :org RETURNING {COLUMNS}", {**values, "org": org})
 
 
-async def take_send_token(conn: Connection, org: uuid.UUID) -> dict[str, Any] | None:
-    """One send from the organization's token bucket (send_rate_per_minute, a minute's burst): the
-    settings, or None when the bucket is empty. (Every queued message's organization has its row.)"""
-    return await sql.first(conn, (
-        "UPDATE comms.settings SET rate_tokens = t.tokens - 1, rate_at = now() "
-        "FROM (SELECT LEAST(send_rate_per_minute::float8, "
+async def take_send_tokens(conn: Connection, org: uuid.UUID, wanted: int) -> tuple[int, dict[str, Any] | None]:
+    """Up to `wanted` sends from the organization's token bucket at once (the sender's batch): how
+    many it gave, and the settings (None when the organization has no row)."""
+    row = await sql.first(conn, (
+        "WITH b AS (SELECT LEAST(send_rate_per_minute::float8, "
         "        CASE WHEN rate_at IS NULL THEN send_rate_per_minute::float8 "
         "             ELSE rate_tokens + send_rate_per_minute * EXTRACT(EPOCH FROM now() - rate_at) / 60.0 END)"
-        "      AS tokens FROM comms.settings WHERE organization_id = :org FOR UPDATE) t "
-        f"WHERE organization_id = :org AND t.tokens >= 1 RETURNING {_QUALIFIED}"), {"org": org})
+        "      AS tokens FROM comms.settings WHERE organization_id = :org FOR UPDATE), "
+        "g AS (SELECT tokens, LEAST(:wanted, GREATEST(floor(tokens), 0))::int AS granted FROM b) "
+        "UPDATE comms.settings SET rate_tokens = g.tokens - g.granted, rate_at = now() FROM g "
+        f"WHERE organization_id = :org RETURNING g.granted, {_QUALIFIED}"), {"org": org, "wanted": wanted})
+    if row is None:
+        return 0, None
+    granted = row.pop("granted")
+    return granted, row

@@ -54,12 +54,15 @@ async def change_consent(conn: Connection, org: uuid.UUID, address: str, categor
          "d": detail[:1000]})
 
 
-async def consent_word(conn: Connection, org: uuid.UUID, address: str, category: str) -> Word | None:
-    """The address' latest word on the category (or on everything, category '*')."""
+async def standing(conn: Connection, org: uuid.UUID, address: str, category: str) -> tuple[str | None, Word | None]:
+    """What a send to the address must respect, in one read: the reason it is suppressed (None:
+    it is not) and its latest change on the category or on everything (category '*')."""
     row = (await conn.execute(
-        "SELECT granted, pending FROM comms.consent_changes WHERE organization_id = :org AND address = :a "
-        "AND category IN (:c, '*') ORDER BY id DESC LIMIT 1", {"org": org, "a": address, "c": category})).first()
-    return Word(row[0], row[1]) if row is not None else None
+        "SELECT (SELECT reason FROM comms.suppressions WHERE organization_id = :org AND address = :a), "
+        "w.granted, w.pending FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT granted, pending "
+        "FROM comms.consent_changes WHERE organization_id = :org AND address = :a AND category IN (:c, '*') "
+        "ORDER BY id DESC LIMIT 1) w ON true", {"org": org, "a": address, "c": category})).first()
+    return row[0], (Word(row[1], row[2]) if row[1] is not None else None)
 
 
 async def latest_words(conn: Connection, org: uuid.UUID, address: str) -> dict[str, tuple[int, Word]]:
