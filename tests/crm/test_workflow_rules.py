@@ -95,7 +95,8 @@ def test_the_trigger_catalog():
            ("crm.client.created", "client.tax_id", "d.triggers[0].conditions[0].field"),
            ("crm.client.created", "input.x", "d.triggers[0].conditions[0].field"),
            ("crm.client.exploded", "event.name", "d.triggers[0].event"),
-           ("crm.workflow.execution_started", "event.name", "d.triggers[0].event")]
+           ("crm.workflow.execution_started", "event.name", "d.triggers[0].event"),
+           ("billing.subscription.*", "event.status", "d.triggers[0].event")]  # a family is no event
     for event, field, path in bad:
         v = Violations()
         definitions.validate_definition(_trigger(event, field), "d", v, CATALOG)

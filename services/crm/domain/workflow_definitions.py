@@ -14,12 +14,11 @@ A definition is JSON:
 Steps run in order; a step's `next` names the step that follows it instead ("end" ends the
 execution); a step's `if` (conditions) skips it when false. A definition whose `next` links
 make a cycle is refused. Conditions read the execution's context by dotted path: `event.*` (the
-trigger event's payload), `donor.*` (the donor it is about), `donation.*`, `client.*`, `document.*`
-(the facts its payload names: domain.workflow_events, which also holds what each event type
-gives a trigger's conditions), `vars.*` (the
-workflow's variables), `input.*` (a manual start's input), `steps.<id>.*` (what a step produced),
-`execution.*`. Strings of a step may hold `{{path}}` placeholders, filled from the same context
-(domain.workflow_context).
+trigger event's payload), `donor.*`, `donation.*`, `client.*`, `document.*` (the facts its
+payload names; domain.workflow_events says which, and what a trigger's conditions may test),
+`vars.*` (the workflow's variables), `input.*` (a manual start's input), `steps.<id>.*` (what a
+step produced), `execution.*`. Strings of a step may hold `{{path}}` placeholders, filled from
+the same context (domain.workflow_context).
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "
 AUDIENCES = ("lybunt",)
 PRIORITIES = ("low", "medium", "high")
 ROOTS = ("event", "donor", "donation", "client", "document", "vars", "input", "steps", "execution", "trigger")
+
 
 def parse_duration(value: Any) -> timedelta | None:
     """'30s', '15m', '2h', '14d' -> a timedelta; None when it is not one."""

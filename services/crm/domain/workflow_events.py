@@ -59,14 +59,10 @@ class TriggerCatalog:
         self.events = dict(events)
 
     def get(self, event_type: object) -> TriggerEvent | None:
-        if not isinstance(event_type, str):
+        """The entry of one concrete event type (never a family's name itself: an event is one type)."""
+        if not isinstance(event_type, str) or not EVENT_TYPE_RE.match(event_type):
             return None
-        if event_type in self.events:
-            return self.events[event_type]
-        if EVENT_TYPE_RE.match(event_type):
-            family = event_type.rsplit(".", 1)[0] + ".*"
-            return self.events.get(family)
-        return None
+        return self.events.get(event_type) or self.events.get(event_type.rsplit(".", 1)[0] + ".*")
 
     def bindings(self) -> list[str]:
         """The routing keys a consumer of every catalogued event binds."""
