@@ -31,7 +31,7 @@ from services.crm.providers.object_store import LocalObjectStore
 
 SIZE = 50 * 1024 * 1024
 CHUNK = 1024 * 1024
-ROUNDS = 3
+ROUNDS = 5
 MB = 1024 * 1024
 
 
@@ -46,14 +46,17 @@ def _chunks(data: bytes):
     return [bytes(view[i:i + CHUNK]) for i in range(0, len(data), CHUNK)]
 
 
-async def _upload(stub, metadata, chunks: list[bytes]) -> float:
-    async def requests():
-        yield pb.UploadDocumentRequest(header=pb.DocumentUploadHeader(filename="bench.bin"))
-        for c in chunks:
-            yield pb.UploadDocumentRequest(chunk=c)
+def _requests(chunks: list[bytes]) -> list[pb.UploadDocumentRequest]:
+    """The stream's messages, built before the clock starts (as the direct write's chunks are):
+    the figure is crm's path (the transport, the hash, the store, the database), not the bench
+    building protobuf messages."""
+    header = pb.UploadDocumentRequest(header=pb.DocumentUploadHeader(filename="bench.bin"))
+    return [header, *(pb.UploadDocumentRequest(chunk=c) for c in chunks)]
 
+
+async def _upload(stub, metadata, requests: list[pb.UploadDocumentRequest]) -> float:
     start = time.perf_counter()
-    resp = await stub.UploadDocument(requests(), metadata=metadata)
+    resp = await stub.UploadDocument(iter(requests), metadata=metadata)
     elapsed = time.perf_counter() - start
     assert resp.document.size_bytes == SIZE and not resp.deduplicated
     return elapsed
@@ -76,8 +79,7 @@ async def measure(crm_address: str, metadata, store_dir: str, progress) -> Figur
     async with grpc.aio.insecure_channel(crm_address, options=options) as channel:
         stub = document_service_pb2_grpc.DocumentServiceStub(channel)
         for round_no in range(1, ROUNDS + 1):
-            chunks = _chunks(os.urandom(SIZE))
-            up = await _upload(stub, metadata, chunks)
+            up = await _upload(stub, metadata, _requests(_chunks(os.urandom(SIZE))))
             direct = await _direct(store, _chunks(os.urandom(SIZE)))
             progress(f"upload round {round_no}: {SIZE / MB / up:.0f} MB/s through crm, {SIZE / MB / direct:.0f} MB/s "
                      "straight into the store")
@@ -115,7 +117,7 @@ def main() -> None:
 
         async def go() -> None:
             for address in addrs.services.values():
-                await wait_healthy(address, procs)
+                await wait_healthy(address, procs, timeout=120)  # a loaded machine starts slowly
             org_id, token = await seed.sign_up(addrs.identity)
             metadata = (("authorization", f"Bearer {token}"), ("x-tenant-id", org_id))
             print(report_line(await measure(addrs.crm, metadata, directory, progress)), flush=True)

@@ -21,7 +21,8 @@ async def idle_limited(messages: AsyncIterable[T], seconds: float) -> AsyncItera
     it = aiter(messages)
     while True:
         try:
-            item = await asyncio.wait_for(anext(it), seconds)
+            async with asyncio.timeout(seconds):  # a deadline on this task: no task per message
+                item = await anext(it)
         except StopAsyncIteration:
             return
         except TimeoutError:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import uuid
@@ -10,7 +11,7 @@ import uuid
 import pytest
 from moto.server import ThreadedMotoServer
 
-from services.crm.providers.object_store import PART_BYTES, S3ObjectStore
+from services.crm.providers.object_store import PART_BYTES, PART_CONCURRENCY, S3ObjectStore
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,44 @@ async def test_multipart_upload_and_streamed_download(s3):
     s3_client = await s3._s3()
     head = await s3_client.head_object(Bucket=s3.bucket, Key="org/big")
     assert head["ContentLength"] == len(data) and "-2" in head["ETag"]  # a multipart object of 2 parts
+
+
+def _spy_parts(client, fail_part: int = 0) -> dict:
+    """Counts the parts on their way at once (and fails one, when told)."""
+    seen = {"now": 0, "most": 0, "numbers": []}
+    real = client.upload_part
+
+    async def upload_part(**kw):
+        seen["now"] += 1
+        seen["most"] = max(seen["most"], seen["now"])
+        seen["numbers"].append(kw["PartNumber"])
+        try:
+            await asyncio.sleep(0.05)  # a slow network: the next parts start meanwhile
+            if kw["PartNumber"] == fail_part:
+                raise RuntimeError("the part failed")
+            return await real(**kw)
+        finally:
+            seen["now"] -= 1
+
+    client.upload_part = upload_part
+    return seen
+
+
+async def test_parts_go_up_several_at_once_in_order(s3):
+    data = os.urandom(5 * PART_BYTES + 1234)
+    seen = _spy_parts(await s3._s3())
+    assert await s3.put("org/parts", _chunks(data, 1024 * 1024)) == len(data)
+    assert 2 <= seen["most"] <= PART_CONCURRENCY and sorted(seen["numbers"]) == [1, 2, 3, 4, 5, 6]
+    assert hashlib.sha256(await _read(s3, "org/parts")).digest() == hashlib.sha256(data).digest()
+
+
+async def test_a_failed_part_fails_the_upload_and_leaves_nothing(s3):
+    client = await s3._s3()
+    _spy_parts(client, fail_part=2)
+    with pytest.raises(RuntimeError, match="the part failed"):
+        await s3.put("org/failed", _chunks(os.urandom(4 * PART_BYTES), 1024 * 1024))
+    assert (await client.list_objects_v2(Bucket=s3.bucket)).get("KeyCount", 0) == 0
+    assert not (await client.list_multipart_uploads(Bucket=s3.bucket)).get("Uploads")
 
 
 async def test_small_object_and_delete(s3):

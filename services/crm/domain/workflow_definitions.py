@@ -14,10 +14,11 @@ A definition is JSON:
 Steps run in order; a step's `next` names the step that follows it instead ("end" ends the
 execution); a step's `if` (conditions) skips it when false. A definition whose `next` links
 make a cycle is refused. Conditions read the execution's context by dotted path: `event.*` (the
-trigger event's payload), `donor.*` (the donor it is about), `donation.*`, `vars.*` (the
-workflow's variables), `input.*` (a manual start's input), `steps.<id>.*` (what a step produced),
-`execution.*`. Strings of a step may hold `{{path}}` placeholders, filled from the same context
-(domain.workflow_context).
+trigger event's payload), `donor.*`, `donation.*`, `client.*`, `document.*` (the facts its
+payload names; domain.workflow_events says which, and what a trigger's conditions may test),
+`vars.*` (the workflow's variables), `input.*` (a manual start's input), `steps.<id>.*` (what a
+step produced), `execution.*`. Strings of a step may hold `{{path}}` placeholders, filled from
+the same context (domain.workflow_context).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from chassis.errors import Violations
+from services.crm.domain.workflow_events import TriggerCatalog, check_condition_fields, check_event
 
 MAX_STEP_NAME = 200
 MAX_DEFINITION_BYTES = 64 * 1024
@@ -42,7 +44,6 @@ STEP_ID_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 DURATION_RE = re.compile(r"^(\d{1,6})([smhd])$")
 FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
-EVENT_TYPE_RE = re.compile(r"^[a-z]+\.[a-z_]+\.[a-z_]+$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 STEP_TYPES = ("create_todo", "send_message", "move_stage", "wait", "set_field", "webhook")
@@ -50,23 +51,7 @@ TRIGGER_TYPES = ("event", "schedule", "manual")
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists")
 AUDIENCES = ("lybunt",)
 PRIORITIES = ("low", "medium", "high")
-ROOTS = ("event", "donor", "donation", "vars", "input", "steps", "execution", "trigger")
-
-# The event types a trigger (or a wait) may name: what crm's trigger consumer is bound to. The
-# comms and billing families are bound by pattern (their services publish them).
-TRIGGER_EVENTS = (
-    "crm.donation.recorded", "crm.donation.updated", "crm.donation.refunded", "crm.donor.stage_changed",
-    "crm.donor.merged", "identity.member.joined", "identity.organization.created",
-)
-TRIGGER_PATTERNS = ("comms.email.*", "comms.communication.*", "comms.whatsapp.*", "billing.payment.*",
-                    "billing.subscription.*", "billing.invoice.*")
-BINDINGS = (*TRIGGER_EVENTS, *TRIGGER_PATTERNS)
-
-
-def triggerable(event_type: str) -> bool:
-    if event_type in TRIGGER_EVENTS:
-        return True
-    return any(event_type.startswith(p[:-1]) and EVENT_TYPE_RE.match(event_type) for p in TRIGGER_PATTERNS)
+ROOTS = ("event", "donor", "donation", "client", "document", "vars", "input", "steps", "execution", "trigger")
 
 
 def parse_duration(value: Any) -> timedelta | None:
@@ -89,8 +74,9 @@ def json_size(value: Any) -> int:
 # -- the definition ------------------------------------------------------------------------------
 
 
-def validate_definition(d: Any, path: str, v: Violations) -> None:
-    """Every problem of a definition, each named by its path inside it."""
+def validate_definition(d: Any, path: str, v: Violations, catalog: TriggerCatalog) -> None:
+    """Every problem of a definition, each named by its path inside it; the events its triggers
+    and waits name (and their conditions' fields) are `catalog`'s."""
     if not isinstance(d, dict):
         v.add(path, "must be an object with triggers and steps")
         return
@@ -107,7 +93,7 @@ def validate_definition(d: Any, path: str, v: Violations) -> None:
     elif len(triggers) > MAX_TRIGGERS:
         v.add(f"{path}.triggers", f"must hold at most {MAX_TRIGGERS} triggers")
     for i, t in enumerate(triggers[:MAX_TRIGGERS]):
-        _check_trigger(t, f"{path}.triggers[{i}]", v)
+        _check_trigger(t, f"{path}.triggers[{i}]", v, catalog)
     if not isinstance(steps, list) or not steps:
         v.add(f"{path}.steps", "must be a list of at least one step")
         return
@@ -123,11 +109,11 @@ def validate_definition(d: Any, path: str, v: Violations) -> None:
             else:
                 ids[sid] = i
     for i, s in enumerate(steps):
-        _check_step(s, f"{path}.steps[{i}]", ids, v)
+        _check_step(s, f"{path}.steps[{i}]", ids, v, catalog)
     _check_cycles(steps, ids, path, v)
 
 
-def _check_trigger(t: Any, path: str, v: Violations) -> None:
+def _check_trigger(t: Any, path: str, v: Violations, catalog: TriggerCatalog) -> None:
     if not isinstance(t, dict):
         v.add(path, "must be an object")
         return
@@ -141,10 +127,11 @@ def _check_trigger(t: Any, path: str, v: Violations) -> None:
         if key not in allowed:
             v.add(f"{path}.{key}", f"is not a field of a {kind} trigger")
     if kind == "event":
-        event = t.get("event")
-        if not isinstance(event, str) or not triggerable(event):
-            v.add(f"{path}.event", f"is not an event type a workflow can start on: {event!r}")
+        event = check_event(catalog, t.get("event"), f"{path}.event", v, "start on")
         check_conditions(t.get("conditions", []), f"{path}.conditions", v)
+        if event is not None:
+            check_condition_fields(t.get("conditions", []), event, t["event"], f"{path}.conditions", v,
+                                   with_vars=True)
     elif kind == "schedule":
         every = parse_duration(t.get("every"))
         if every is None:
@@ -205,7 +192,7 @@ _STEP_FIELDS = {
 _COMMON = {"id", "type", "name", "if", "next"}
 
 
-def _check_step(s: Any, path: str, ids: dict[str, int], v: Violations) -> None:
+def _check_step(s: Any, path: str, ids: dict[str, int], v: Violations, catalog: TriggerCatalog) -> None:
     if not isinstance(s, dict):
         v.add(path, "must be an object")
         return
@@ -254,12 +241,13 @@ def _check_step(s: Any, path: str, ids: dict[str, int], v: Violations) -> None:
             if d is None or d > MAX_WAIT:
                 v.add(f"{path}.duration", "must be a duration such as '14d', at most 366d")
         if until is not None:
-            if not isinstance(until, str) or not triggerable(until):
-                v.add(f"{path}.until_event", f"is not an event type a workflow can wait for: {until!r}")
+            event = check_event(catalog, until, f"{path}.until_event", v, "wait for")
             t = parse_duration(s.get("timeout"))
             if t is None or t > MAX_WAIT:
                 v.add(f"{path}.timeout", "is required with until_event: a duration such as '14d', at most 366d")
             check_conditions(s.get("match", []), f"{path}.match", v)
+            if event is not None:
+                check_condition_fields(s.get("match", []), event, until, f"{path}.match", v, with_vars=False)
     elif kind == "set_field":
         field = s.get("field")
         if not isinstance(field, str) or not (

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from chassis.errors import FailedPrecondition, Violations
 from services.crm.domain.workflow_definitions import json_size, validate_definition
+from services.crm.domain.workflow_events import TriggerCatalog
 
 STATUSES = ("draft", "active", "paused", "archived")
 EXECUTION_STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
@@ -68,7 +69,8 @@ class WorkflowFields:
     template_id: str = ""
 
 
-def check_fields(f: WorkflowFields, prefix: str, v: Violations, attrs: tuple[str, ...] | list[str] = UPDATABLE) -> None:
+def check_fields(f: WorkflowFields, prefix: str, v: Violations, catalog: TriggerCatalog,
+                 attrs: tuple[str, ...] | list[str] = UPDATABLE) -> None:
     if "name" in attrs:
         f.name = f.name.strip()
         if not f.name:
@@ -85,7 +87,7 @@ def check_fields(f: WorkflowFields, prefix: str, v: Violations, attrs: tuple[str
         if f.definition is None:
             v.add(f"{prefix}.definition", "is required")
         else:
-            validate_definition(f.definition, f"{prefix}.definition", v)
+            validate_definition(f.definition, f"{prefix}.definition", v, catalog)
 
 
 def progress(done_index: int | None, total: int) -> int:

@@ -26,8 +26,10 @@ from chassis.db import Database, UnitOfWork
 from chassis.errors import DeadlineExceeded, ServiceError, Unavailable
 from services.crm.domain import workflow_context as context_rules
 from services.crm.domain import workflow_definitions as definitions
+from services.crm.domain import workflow_events as event_rules
 from services.crm.domain import workflows as rules
 from services.crm.handlers.workflow_steps import Effects, StepFailed, as_uuid, iso, run_step
+from services.crm.store import clients, documents
 from services.crm.store import workflows as store
 from services.crm.store.workflows import Due, Execution, Workflow
 
@@ -82,17 +84,31 @@ async def arm_schedule(uow: UnitOfWork, wid: uuid.UUID, definition: dict, clock:
 
 
 async def _facts(uow: UnitOfWork, payload: dict) -> dict:
-    """What a trigger's conditions read besides the payload: its donor and its donation."""
+    """What a trigger's conditions read besides the payload: the donor, the gift, the client and
+    the document it names (domain.workflow_events.FACTS: what each holds)."""
     out: dict = {}
+    org = uow.tenant_id
     donor_id, donation_id = as_uuid(payload.get("donor_id")), as_uuid(payload.get("donation_id"))
-    if donor_id is not None:
-        donor = await store.donor_facts(uow.conn, uow.tenant_id, donor_id)
-        if donor is not None:
-            out["donor"] = donor
-    if donation_id is not None:
-        donation = await store.donation_facts(uow.conn, uow.tenant_id, donation_id)
-        if donation is not None:
-            out["donation"] = donation
+    document_id, client_id = as_uuid(payload.get("document_id")), as_uuid(payload.get("client_id"))
+    if donor_id is not None and (donor := await store.donor_facts(uow.conn, org, donor_id)) is not None:
+        out["donor"] = donor
+    if donation_id is not None and (donation := await store.donation_facts(uow.conn, org, donation_id)) is not None:
+        out["donation"] = donation
+    if document_id is not None and (doc := await documents.get_document(uow.conn, org, document_id)) is not None:
+        out["document"] = _fact("document", doc)
+        client_id = client_id or doc["client_id"]
+    if client_id is not None and (client := await clients.get_client(uow.conn, org, client_id)) is not None:
+        out["client"] = _fact("client", {**client, "assigned_manager_id": client["assigned_manager"]})
+    return out
+
+
+def _fact(root: str, row: dict) -> dict:
+    """A stored row as the fact a condition or a {{placeholder}} reads: its catalogued fields, as JSON."""
+    out: dict = {}
+    for name in event_rules.FACTS[root][1]:
+        value = row.get(name)
+        out[name] = (str(value) if isinstance(value, uuid.UUID) else list(value) if isinstance(value, list | tuple)
+                     else "" if value is None else value)
     return out
 
 

@@ -21,6 +21,7 @@ from services.crm.domain import workflow_templates as templates
 from services.crm.domain import workflows as rules
 from services.crm.domain.workflows import WorkflowFields
 from services.crm.handlers import workflow_runs as runs
+from services.crm.handlers.workflow_events import CATALOG
 from services.crm.handlers.workflow_runs import Clock
 from services.crm.providers.message_templates import TemplateCatalog, UncheckedTemplates
 from services.crm.store import workflows as store
@@ -72,7 +73,7 @@ async def create_workflow(db: Database, keys: Keyring, org: uuid.UUID, f: Workfl
                     return Created(await store.get_workflow(uow.conn, org, earlier, with_deleted=True), "")
             if template_id:
                 await _copy_template(uow, org, template_id, f)
-    rules.check_fields(f, "workflow", v)
+    rules.check_fields(f, "workflow", v, CATALOG)
     v.raise_if_any()
     await check_message_templates(catalog, f.definition, "workflow.definition")
     async with db.unit_of_work(org) as uow:
@@ -158,7 +159,7 @@ async def update_workflow(db: Database, org: uuid.UUID, workflow_id: str, etag: 
     wid, attrs = update_request(workflow_id, "workflow.id", mask, rules.UPDATABLE)
     v = Violations()
     if "definition" in attrs and patch.definition is not None:
-        definitions.validate_definition(patch.definition, "workflow.definition", v)
+        definitions.validate_definition(patch.definition, "workflow.definition", v, CATALOG)
         if not v:  # (an invalid one is reported with every other problem below)
             await check_message_templates(catalog, patch.definition, "workflow.definition")
         v = Violations()
@@ -172,7 +173,7 @@ async def update_workflow(db: Database, org: uuid.UUID, workflow_id: str, etag: 
             setattr(merged, a, getattr(patch, a))
         if merged.variables is None:
             merged.variables = {}
-        rules.check_fields(merged, "workflow", v, attrs)
+        rules.check_fields(merged, "workflow", v, CATALOG, attrs)
         v.raise_if_any()
         merged.category = merged.category.strip()
         changed = [a for a in attrs if getattr(merged, a) != (getattr(row, a) if a in ("definition", "variables")

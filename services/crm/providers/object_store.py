@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Protocol
 
 DOWNLOAD_CHUNK = 1024 * 1024
-# S3 multipart parts: at least 5 MiB each but the last.
+# S3 multipart parts: at least 5 MiB each but the last; up to PART_CONCURRENCY of them on their
+# way at once (so at most (PART_CONCURRENCY + 1) * PART_BYTES of an upload in memory).
 PART_BYTES = 8 * 1024 * 1024
+PART_CONCURRENCY = 4
 
 
 class ObjectStore(Protocol):
@@ -154,33 +156,56 @@ class S3ObjectStore:
             await s3.create_bucket(Bucket=self.bucket)
 
     async def put(self, key: str, chunks: AsyncIterator[bytes]) -> int:
+        """Parts of PART_BYTES go up while the next ones stream in, PART_CONCURRENCY at a time;
+        each part is one join of its chunks (no growing buffer copied again)."""
         s3 = await self._s3()
-        buf = bytearray()
-        size = 0
+        pending: list[bytes] = []
+        pending_size = size = number = 0
         upload_id: str | None = None
-        parts: list[dict] = []
+        etags: dict[int, str] = {}
+        sending: set[asyncio.Task] = set()
+
+        async def send(number: int, body: bytes) -> None:
+            part = await s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+            etags[number] = part["ETag"]
+
+        async def wait_for_room(room: int) -> None:
+            nonlocal sending
+            while len(sending) > room:
+                done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a failed part fails the upload
+
         try:
             async for chunk in chunks:
-                buf += chunk
+                pending.append(chunk)
+                pending_size += len(chunk)
                 size += len(chunk)
-                if len(buf) >= PART_BYTES:
+                if pending_size >= PART_BYTES:
                     if upload_id is None:
                         upload_id = (await s3.create_multipart_upload(Bucket=self.bucket, Key=key))["UploadId"]
-                    part = await s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                PartNumber=len(parts) + 1, Body=bytes(buf))
-                    parts.append({"ETag": part["ETag"], "PartNumber": len(parts) + 1})
-                    buf.clear()
+                    await wait_for_room(PART_CONCURRENCY - 1)
+                    number += 1
+                    sending.add(asyncio.create_task(send(number, b"".join(pending))))
+                    pending.clear()
+                    pending_size = 0
             if upload_id is None:
-                await s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(buf))
+                await s3.put_object(Bucket=self.bucket, Key=key, Body=b"".join(pending))
                 return size
-            if buf:
-                part = await s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                            PartNumber=len(parts) + 1, Body=bytes(buf))
-                parts.append({"ETag": part["ETag"], "PartNumber": len(parts) + 1})
+            if pending:
+                await wait_for_room(PART_CONCURRENCY - 1)
+                number += 1
+                sending.add(asyncio.create_task(send(number, b"".join(pending))))
+            await wait_for_room(0)
+            parts = [{"ETag": etags[n], "PartNumber": n} for n in sorted(etags)]
             await s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                                MultipartUpload={"Parts": parts})
             return size
         except BaseException:
+            for task in sending:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*sending, return_exceptions=True)
             if upload_id is not None:
                 with contextlib.suppress(Exception):
                     await s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
