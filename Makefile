@@ -11,7 +11,7 @@ SERVICES :=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint proto bench fuzz faults venv migrate services-up clean browser
+.PHONY: run test lint proto bench fuzz faults soak venv migrate services-up clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -76,6 +76,10 @@ fuzz: proto services-up
 # The fault-injection suite at full length (4,000 writes a fault, 20 s outages; make test runs 600 and 4 s).
 faults: proto services-up
 	GIVANCE_FAULTS_PROFILE=full $(BIN)/python -m pytest -q -s tests/faults
+
+# crm's rollups after a long randomized run of writes (make test runs 2,000 writes).
+soak: proto services-up
+	GIVANCE_ROLLUP_WRITES=$${GIVANCE_ROLLUP_WRITES:-20000} $(BIN)/python -m pytest -q tests/crm/test_rollups_random.py
 
 bench: proto services-up
 	$(BIN)/python -m bench
