@@ -85,9 +85,22 @@ async def _staff(stubs, assistant, tenant, *, allowlisted: bool = True) -> str:
     await stubs.comms_settings.AddWhatsAppStaff(spb.AddWhatsAppStaffRequest(
         staff=settings_pb2.WhatsAppStaff(phone=f"+{digits}", user_id=tenant.user_id)), metadata=tenant.md)
     if allowlisted:
-        await assistant.AddWhatsAppAllowlistEntry(wpb.AddWhatsAppAllowlistEntryRequest(
-            entry=whatsapp_pb2.WhatsAppAllowlistEntry(phone=f"+{digits}", user_id=tenant.user_id)), metadata=tenant.md)
+        await _allow(assistant, tenant, digits)
     return digits
+
+
+async def _allow(assistant, tenant, digits: str) -> whatsapp_pb2.WhatsAppAllowlistEntry:
+    """The number on ai's allowlist, once the owner's membership reached ai's replica (identity's event)."""
+    async def add():
+        try:
+            return (await assistant.AddWhatsAppAllowlistEntry(wpb.AddWhatsAppAllowlistEntryRequest(
+                entry=whatsapp_pb2.WhatsAppAllowlistEntry(phone=f"+{digits}", user_id=tenant.user_id)),
+                metadata=tenant.md)).entry
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            return None
+    return await eventually(add, what="the owner in ai's members")
 
 
 async def _queries(assistant, tenant, **kw) -> list[whatsapp_pb2.WhatsAppQuery]:
@@ -190,9 +203,7 @@ async def test_staff_never_see_another_organizations_donors(stubs, assistant, te
 
 async def test_the_allowlist_is_an_admins_and_each_organizations_own(stubs, assistant, tenant, other_tenant):
     digits = _number()
-    entry = (await assistant.AddWhatsAppAllowlistEntry(wpb.AddWhatsAppAllowlistEntryRequest(
-        entry=whatsapp_pb2.WhatsAppAllowlistEntry(phone=f"+{digits}", user_id=tenant.user_id)),
-        metadata=tenant.md)).entry
+    entry = await _allow(assistant, tenant, digits)
     assert (entry.phone, entry.user_id, entry.organization_id) == (f"+{digits}", tenant.user_id, tenant.org_id)
     await fails(assistant.AddWhatsAppAllowlistEntry(wpb.AddWhatsAppAllowlistEntryRequest(
         entry=whatsapp_pb2.WhatsAppAllowlistEntry(phone=f"+{digits}", user_id=tenant.user_id)), metadata=tenant.md),
@@ -212,6 +223,13 @@ async def test_the_allowlist_is_an_admins_and_each_organizations_own(stubs, assi
     await invalid(assistant.AddWhatsAppAllowlistEntry(wpb.AddWhatsAppAllowlistEntryRequest(
         entry=whatsapp_pb2.WhatsAppAllowlistEntry(phone="+1" + "2" * 5000, user_id=tenant.user_id)),
         metadata=tenant.md), "entry.phone")
+    # only an active member of the organization: nobody's id, another organization's member
+    await invalid(assistant.AddWhatsAppAllowlistEntry(wpb.AddWhatsAppAllowlistEntryRequest(
+        entry=whatsapp_pb2.WhatsAppAllowlistEntry(phone=f"+{_number()}", user_id=str(uuid.uuid4()))),
+        metadata=tenant.md), "entry.user_id")
+    await invalid(assistant.AddWhatsAppAllowlistEntry(wpb.AddWhatsAppAllowlistEntryRequest(
+        entry=whatsapp_pb2.WhatsAppAllowlistEntry(phone=f"+{_number()}", user_id=other_tenant.user_id)),
+        metadata=tenant.md), "entry.user_id")
     await invalid(assistant.RemoveWhatsAppAllowlistEntry(wpb.RemoveWhatsAppAllowlistEntryRequest(id="nope"),
                                                          metadata=tenant.md), "id")
     await invalid(assistant.ListWhatsAppQueries(wpb.ListWhatsAppQueriesRequest(page_size=-1), metadata=tenant.md),

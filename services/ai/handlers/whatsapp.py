@@ -4,8 +4,9 @@ comms receives a staff member's WhatsApp message (its signed webhook) and publis
 `comms.whatsapp.message_received`; ai's consumer calls `answer`:
 
 - the number must be on the organization's allowlist here (ai's, the authority on who is
-  answered and as whom); otherwise the exchange is stored as refused, nothing is read, nothing
-  is sent;
+  answered and as whom), and its staff user still an active member (ai.members, a replica of
+  identity's memberships: a suspended or removed member's number is refused at once); otherwise
+  the exchange is stored as refused, nothing is read, nothing is sent;
 - an allowlisted number is answered with the read tools only (search_donors, get_donor), through
   crm with ai's own tenant token narrowed to read permissions (`deps.assistant_metadata`: ai's
   platform principal, asked for crm.donors.read, crm.donations.read and crm.todos.read only), so
@@ -26,16 +27,18 @@ from typing import Any
 from givance.events.v1 import ai_events_pb2
 
 from chassis.db import Database, UnitOfWork
-from chassis.errors import AlreadyExists, NotFound, ServiceError, Unavailable, Violations
+from chassis.errors import AlreadyExists, InvalidArgument, NotFound, ServiceError, Unavailable, Violations
 from chassis.resource import Keyset, parse_id
 from services.ai.domain import agents as agent_rules
 from services.ai.domain import whatsapp as rules
 from services.ai.domain.models import BUILTIN_MODEL
 from services.ai.handlers.deps import Deps
+from services.ai.store import members as members_store
 from services.ai.store import whatsapp as store
 from services.ai.store.whatsapp import Entry, Query
 
-__all__ = ["Entry", "Query", "add_entry", "answer", "list_entries", "list_queries", "remove_entry"]
+__all__ = ["Entry", "Query", "add_entry", "answer", "list_entries", "list_queries", "record_member",
+           "remove_entry"]
 
 REPLY_REQUESTED = "ai.whatsapp.reply_requested"
 
@@ -46,6 +49,8 @@ async def add_entry(db: Database, org: uuid.UUID, by: uuid.UUID | None, phone: s
     user = parse_id(user_id, "entry.user_id", v)
     v.raise_if_any()
     async with db.unit_of_work(org) as uow:
+        if not await members_store.is_active(uow.conn, org, user):
+            raise InvalidArgument.field("entry.user_id", "is not an active member of the organization")
         entry = await store.add_entry(uow.conn, org, clean, user, by)
         if entry is None:
             raise AlreadyExists(f"{clean} is on the allowlist already", reason="WHATSAPP_NUMBER_LISTED")
@@ -84,7 +89,7 @@ async def answer(uow: UnitOfWork, deps: Deps, message_id: str, from_phone: str, 
     if await store.query_for(uow.conn, org, message_id) is not None:
         return "duplicate"
     entry = await store.entry_for(uow.conn, org, from_phone)
-    if entry is None:
+    if entry is None or not await members_store.is_active(uow.conn, org, entry.user_id):
         await store.add_query(uow.conn, org, message_id=message_id, from_phone=from_phone[:20], status="refused",
                               query_text=question, query_type="refused")
         uow.audit("ai.whatsapp.refused", "whatsapp_query", message_id, after={"from_phone": from_phone})
@@ -138,3 +143,12 @@ async def _donor(deps: Deps, metadata, donor_id: str) -> dict[str, Any]:
     facts = await deps.crm.donor_facts(metadata, donor_id)
     return {"name": facts.name, "city": facts.city, "journey_stage": facts.journey_stage,
             "gifts": [asdict(g) for g in facts.gifts], "open_todos": facts.open_todos}
+
+
+async def record_member(uow: UnitOfWork, organization_id: str, user_id: str, *, active: bool,
+                        event_time: datetime) -> bool:
+    """One of identity's membership events of uow's tenant, into ai.members."""
+    if uuid.UUID(organization_id) != uow.tenant_id:
+        raise ValueError(f"the event's organization {organization_id} is not its tenant {uow.tenant_id}")
+    return await members_store.record(uow.conn, uow.tenant_id, uuid.UUID(user_id), active=active,
+                                      event_time=event_time)

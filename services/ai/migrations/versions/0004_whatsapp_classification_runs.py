@@ -1,13 +1,15 @@
 """ai: the WhatsApp assistant: the staff numbers it answers (per organization, each mapped to a
 staff user) and seed 000's whatsapp_queries (every exchange, refusals included, one per
 inbound message); and classification_runs, the unattended classification of many donors
-(its progress: the cursor of the next batch, and the counts).
+(its progress: the cursor of the next batch, and the counts); and ai.members, a replica of who
+is an active member (chassis.members), against which the allowlist's staff users are checked.
 
 Revision ID: 0004
 """
 
 from alembic import op
 
+from chassis import members
 from chassis.migrate import script, tenant_table
 
 revision = "0004"
@@ -78,7 +80,9 @@ def upgrade() -> None:
     )
     for table in TENANT_TABLES:
         tenant_table(op, table)
+    members.create_table(op, "ai")
 
 
 def downgrade() -> None:
-    script(op, "DROP TABLE ai.classification_runs; DROP TABLE ai.whatsapp_queries; DROP TABLE ai.whatsapp_allowlist;")
+    script(op, "DROP TABLE ai.members; DROP TABLE ai.classification_runs; DROP TABLE ai.whatsapp_queries; "
+               "DROP TABLE ai.whatsapp_allowlist;")
