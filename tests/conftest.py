@@ -229,7 +229,21 @@ async def mail_catcher(env, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-async def hosts(env, mail_catcher):
+async def whatsapp_cloud(env):
+    """A local WhatsApp Cloud API (tests/whatsapp_cloud.py): comms sends WhatsApp replies to it."""
+    from tests.whatsapp_cloud import ACCESS_TOKEN, PHONE_NUMBER_ID, CloudApi
+
+    api = await CloudApi().start()
+    os.environ["COMMS_WHATSAPP_PROVIDER"] = "cloud"
+    os.environ["COMMS_WHATSAPP_API_URL"] = api.base_url
+    os.environ["COMMS_WHATSAPP_PHONE_NUMBER_ID"] = PHONE_NUMBER_ID
+    os.environ["COMMS_WHATSAPP_ACCESS_TOKEN"] = ACCESS_TOKEN
+    yield api
+    await api.stop()
+
+
+@pytest.fixture(scope="session")
+async def hosts(env, mail_catcher, whatsapp_cloud):
     """Every listed service's host by name, started in the list's order on ephemeral ports;
     identity (first in the list) signs the tokens the others verify."""
     started = {}

@@ -12,9 +12,10 @@ from services.ai.api.classification import ClassificationServicer
 from services.ai.api.generation import GenerationServicer
 from services.ai.api.research import ResearchServicer
 from services.ai.api.settings import AiSettingsServicer
-from services.ai.consumers import EMAIL_JOBS, JOBS, SUBSCRIPTIONS
+from services.ai.api.whatsapp import WhatsAppAssistantServicer
+from services.ai.consumers import ASSISTANT, BATCHES, EMAIL_JOBS, JOBS, SUBSCRIPTIONS
 from services.ai.handlers.credentials import ServiceAccountCredentials
-from services.ai.handlers.deps import Deps
+from services.ai.handlers.deps import CLASSIFY, READ_ONLY, Deps
 from services.ai.providers import models
 from services.ai.providers.comms import CommsClient
 from services.ai.providers.crm import CrmReader
@@ -46,14 +47,21 @@ async def dependencies(b: Built[AiSettings]) -> Deps:
     else:
         deps.tenant_metadata = tokens.metadata
         deps.credentials = tokens.metadata  # the generation worker acts for each job's tenant
+        # the WhatsApp assistant: the same principal, its token narrowed to reads
+        deps.assistant_metadata = TenantTokens.from_settings(s, permissions=READ_ONLY).metadata
+        # classification runs: reads, and the two writes ClassifyDonor makes
+        deps.classifier_metadata = TenantTokens.from_settings(s, permissions=CLASSIFY).metadata
     JOBS.deps = deps
     EMAIL_JOBS.deps = deps
+    ASSISTANT.deps = deps
+    BATCHES.deps = deps
     return deps
 
 
 def servicers(b: Built[AiSettings]) -> list[object]:
     return [AiSettingsServicer(b.db, b.own), ResearchServicer(b.db, b.own), GenerationServicer(b.db, b.own),
-            ClassificationServicer(b.db, b.own), AgentServicer(b.db, b.own)]
+            ClassificationServicer(b.db, b.own), AgentServicer(b.db, b.own),
+            WhatsAppAssistantServicer(b.db, b.own)]
 
 
 SPEC = ServiceSpec(name="ai", settings=AiSettings, servicers=servicers, subscriptions=SUBSCRIPTIONS,

@@ -19,10 +19,11 @@ class AiSettings(ServiceSettings):
     port: int = 50054
     # What ai's service principal must be granted (AI_PRINCIPAL_CLIENT_ID and _SECRET): its jobs
     # read donors, gifts and open todos from crm and past communications from comms, and take
-    # and complete the generation sessions' jobs in comms.
+    # and complete the generation sessions' jobs in comms; classification runs write a donor's
+    # ai_classification and suggest todos in crm (each job asks identity for no more than it needs).
     principal_permissions: ClassVar[tuple[str, ...]] = (
         "crm.donors.read", "crm.donations.read", "crm.todos.read", "comms.communications.read",
-        "comms.generation.jobs")
+        "comms.generation.jobs", "crm.donors.write", "crm.todos.write")
     # crm, whose donors, gifts and todos ai reads (with the caller's own token).
     crm_address: str = Field("127.0.0.1:50052", validation_alias=AliasChoices("AI_CRM_ADDRESS", "CRM_ADDRESS"))
     # comms: a donor's recent communications, and the generation sessions' jobs.

@@ -35,6 +35,7 @@ from services.comms.providers.inbound import InboundSmtp
 from services.comms.providers.pdf import receipt_pdf
 from services.comms.providers.sms import DevSms, TwilioSms
 from services.comms.providers.smtp import SmtpProvider
+from services.comms.providers.whatsapp import DevWhatsApp, WhatsAppCloud
 from services.comms.settings import CommsSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ async def dependencies(b: Built[CommsSettings]) -> Comms:
            if s.sms_provider == "twilio" else DevSms(s.mail_dir))
     deps = Deps(db=b.db, settings=s, email=email, sms=sms, crm=CrmClient(s.crm_address),
                 keyring=Keyring(s.encryption_keys), event_keys=Keyring(s.event_secret_keys),
-                signer=Signer(s.tracking_keys), pdf=receipt_pdf)
+                signer=Signer(s.tracking_keys), pdf=receipt_pdf,
+                whatsapp=(WhatsAppCloud(s.whatsapp_api_url, s.whatsapp_phone_number_id, s.whatsapp_access_token)
+                          if s.whatsapp_provider == "cloud" else DevWhatsApp(s.mail_dir)))
     tokens = TenantTokens.from_settings(s)
     if tokens is None:
         log.warning("comms: no service principal (COMMS_PRINCIPAL_CLIENT_ID, COMMS_PRINCIPAL_CLIENT_SECRET): "
@@ -137,6 +140,7 @@ class _Closer:
         self._stopped.set()
         await self.deps.email.close()
         await self.deps.sms.close()
+        await self.deps.whatsapp.close()
         await self.deps.crm.close()
         unbind(self.deps)
 

@@ -77,6 +77,12 @@ class CommsSettings(ServiceSettings):
     sendgrid_verification_key: str = ""
     whatsapp_app_secret: str = ""
     whatsapp_verify_token: str = ""
+    # WhatsApp replies (the ai assistant's answers to staff): "dev" (written to mail_dir/sms) or
+    # "cloud" (Meta's WhatsApp Cloud API: its Graph API root, the business number's id, a token).
+    whatsapp_provider: str = "dev"
+    whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
+    whatsapp_phone_number_id: str = ""
+    whatsapp_access_token: str = ""
 
     # The send queue: attempts before a transient failure becomes FAILED; jobs claimed at once.
     send_max_attempts: int = 5

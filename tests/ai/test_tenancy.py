@@ -12,6 +12,7 @@ from givance.ai.v1 import (
     research_service_pb2,
     settings_pb2,
     settings_service_pb2,
+    whatsapp_service_pb2,
 )
 from givance.ai.v1 import classification_service_pb2 as cls_pb
 from givance.ai.v1 import generation_service_pb2 as gen_pb
@@ -24,6 +25,12 @@ from tests.helpers import eventually, fails, new_donor
 COVERED = {"GetAiSettings", "UpdateAiSettings", "CrawlOrganizationWebsite", "GetPersonalMemory",
            "UpdatePersonalMemory", "ResearchDonor", "GetDonorResearch", "ListDonorResearch", "GenerateDonorEmail",
            "ClassifyDonor",
+           # tests/ai/test_classification_runs.py (test_every_donor_is_classified_without_duplicating_...)
+           "StartClassificationRun", "GetClassificationRun",
+           # tests/ai/test_whatsapp_assistant.py (test_the_allowlist_is_an_admins_and_each_organizations_own,
+           # test_staff_never_see_another_organizations_donors)
+           "AddWhatsAppAllowlistEntry", "ListWhatsAppAllowlistEntries", "RemoveWhatsAppAllowlistEntry",
+           "ListWhatsAppQueries",
            # AgentService: tests/ai/test_agents.py (test_sessions_are_their_users_own_and_need_access)
            "ListAgents", "CreateAgent", "InstallAgent", "ListOrganizationAgents", "GrantAgentAccess",
            "CreateAgentSession", "ListAgentMessages", "SendAgentMessage", "ConfirmAgentAction"}
@@ -31,7 +38,7 @@ COVERED = {"GetAiSettings", "UpdateAiSettings", "CrawlOrganizationWebsite", "Get
 
 def test_every_rpc_has_a_tenancy_case():
     methods = {m.name for f in (settings_service_pb2, research_service_pb2, generation_service_pb2,
-                                classification_service_pb2, agent_service_pb2)
+                                classification_service_pb2, agent_service_pb2, whatsapp_service_pb2)
                for s in f.DESCRIPTOR.services_by_name.values() for m in s.methods}
     assert methods == COVERED
 

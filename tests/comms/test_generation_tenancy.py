@@ -16,7 +16,8 @@ from google.protobuf import field_mask_pb2
 from tests.comms.test_generation import all_emails, donors_with_gifts
 from tests.helpers import fails
 
-COVERED = {"CreateEmailGenerationSession", "GetEmailGenerationSession", "WatchEmailGenerationSession",
+COVERED = {"CreateEmailGenerationSession", "GetEmailGenerationSession", "ListEmailGenerationSessions",
+           "WatchEmailGenerationSession",
            "CancelEmailGenerationSession", "ListGeneratedEmails", "UpdateGeneratedEmail", "ApproveEmail",
            "RejectEmail", "BatchApproveEmails", "SendApprovedEmails", "StartGenerationJob", "CompleteGenerationJob"}
 
@@ -46,6 +47,8 @@ async def test_another_tenant_sees_and_changes_nothing_of_ours(stubs, tenant, ot
     other = other_tenant.md
     nf = grpc.StatusCode.NOT_FOUND
     await fails(gen.GetEmailGenerationSession(pb.GetEmailGenerationSessionRequest(id=session.id), metadata=other), nf)
+    listed = await gen.ListEmailGenerationSessions(pb.ListEmailGenerationSessionsRequest(), metadata=other)
+    assert session.id not in [s.id for s in listed.sessions]
     with_watch = gen.WatchEmailGenerationSession(pb.WatchEmailGenerationSessionRequest(id=session.id), metadata=other)
     await fails(_drain(with_watch), nf)
     await fails(gen.CancelEmailGenerationSession(pb.CancelEmailGenerationSessionRequest(id=session.id),

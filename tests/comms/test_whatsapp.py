@@ -13,8 +13,11 @@ import uuid
 import grpc
 from givance.comms.v1 import settings_pb2
 from givance.comms.v1 import settings_service_pb2 as spb
+from givance.events.v1 import ai_events_pb2
 
-from tests.helpers import fails, invalid
+from chassis.db import Database, create_engine
+from chassis.settings import ServiceSettings
+from tests.helpers import eventually, fails, invalid
 
 SECRET = "test-meta-app-secret"
 
@@ -77,3 +80,33 @@ async def test_staff_messages_are_published_once_and_strangers_get_nothing(stubs
                                    stranger["entry"][0]["changes"][0]["value"]["messages"][0]["id"]) == 1
     await stubs.comms_settings.RemoveWhatsAppStaff(spb.RemoveWhatsAppStaffRequest(id=staff.id), metadata=tenant.md)
     assert (await _post(comms_http, _payload(digits, "still there?"))).text == "unknown-number"
+
+
+async def test_the_assistants_replies_go_through_the_cloud_api_to_the_organizations_staff_only(
+        stubs, tenant, other_tenant, whatsapp_cloud, admin_db):
+    """ai's answers (ai.whatsapp.reply_requested, through ai's outbox and the bus) reach comms'
+    WhatsApp Cloud API provider (a local server of its wire format): a 429 is retried, and a reply
+    to a number that is not one of the organization's staff numbers is never sent."""
+    ours, theirs = f"1202555{secrets.randbelow(10_000):04d}", f"1202556{secrets.randbelow(10_000):04d}"
+    await stubs.comms_settings.AddWhatsAppStaff(spb.AddWhatsAppStaffRequest(
+        staff=settings_pb2.WhatsAppStaff(phone=f"+{ours}", user_id=tenant.user_id)), metadata=tenant.md)
+    await stubs.comms_settings.AddWhatsAppStaff(spb.AddWhatsAppStaffRequest(
+        staff=settings_pb2.WhatsAppStaff(phone=f"+{theirs}", user_id=other_tenant.user_id)), metadata=other_tenant.md)
+    ai_db = Database(create_engine(ServiceSettings().app_database_url("ai"), pool_size=1), "ai")
+    try:
+        whatsapp_cloud.fail_next = 1  # rate limited once: the provider backs off and sends again
+        async with ai_db.unit_of_work(uuid.UUID(tenant.org_id)) as uow:
+            uow.publish("ai.whatsapp.reply_requested", ai_events_pb2.WhatsAppReplyRequestedEvent(
+                query_id=str(uuid.uuid4()), to_phone=f"+{ours}", text="Ada Lovelace: 1 recorded gift(s)."),
+                aggregate_type="whatsapp_query", aggregate_id="a")
+            leak = uow.publish("ai.whatsapp.reply_requested", ai_events_pb2.WhatsAppReplyRequestedEvent(
+                query_id=str(uuid.uuid4()), to_phone=f"+{theirs}", text="another organization's staff"),
+                aggregate_type="whatsapp_query", aggregate_id="b")
+    finally:
+        await ai_db.dispose()
+    [sent] = await eventually(lambda: whatsapp_cloud.to(f"+{ours}") or None, what="the reply at the Cloud API")
+    assert sent["text"]["body"] == "Ada Lovelace: 1 recorded gift(s)." and sent["messaging_product"] == "whatsapp"
+    assert whatsapp_cloud.fail_next == 0
+    await eventually(lambda: admin_db.fetchval("SELECT 1 FROM comms.inbox WHERE consumer = 'comms.whatsapp-replies' "
+                                               "AND event_id = $1", uuid.UUID(leak)), what="comms handling the other")
+    assert whatsapp_cloud.to(f"+{theirs}") == []

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chassis.db import Database
+from chassis.db import Database, UnitOfWork
 from chassis.resource import parse_id
 from services.ai.domain.classify import classify
 from services.ai.handlers.deps import Deps
@@ -28,6 +28,15 @@ class Classified:
 async def classify_donor(db: Database, deps: Deps, org: uuid.UUID, metadata, donor_id: str,
                          suggest_todo: bool) -> Classified:
     donor = str(parse_id(donor_id, "donor_id"))
+    out = await apply(deps, metadata, donor, suggest_todo)
+    async with db.unit_of_work(org) as uow:
+        audit(uow, donor, out)
+    return out
+
+
+async def apply(deps: Deps, metadata, donor: str, suggest_todo: bool) -> Classified:
+    """Classifies one donor into crm with `metadata`'s rights and, when asked, suggests their next
+    todo unless the same one is still open: run twice, it changes nothing the second time."""
     facts = await deps.crm.donor_facts(metadata, donor, gifts=200)
     result = classify(facts, datetime.now(UTC).date())
     await deps.crm.set_classification(metadata, donor, result.label)
@@ -44,7 +53,9 @@ async def classify_donor(db: Database, deps: Deps, org: uuid.UUID, metadata, don
             out.todo_id = await deps.crm.suggest_todo(metadata, donor, result.todo.title, result.todo.reasoning,
                                                       result.todo.confidence, f"ai-suggest:{key}")
             out.todo_title, out.suggestion = result.todo.title, "created"
-    async with db.unit_of_work(org) as uow:
-        uow.audit("ai.donor.classified", "donor", donor, after={"ai_classification": result.label,
-                                                               "reason": result.reason, "todo": out.todo_id})
     return out
+
+
+def audit(uow: UnitOfWork, donor: str, out: Classified) -> None:
+    uow.audit("ai.donor.classified", "donor", donor, after={"ai_classification": out.label, "reason": out.reason,
+                                                           "todo": out.todo_id})

@@ -29,3 +29,14 @@ class Deps:
     # The generation worker's credentials: organization id -> gRPC metadata acting for that tenant
     # (wired in __main__.py; tests inject their own).
     credentials: Callable[[Any], Awaitable[Sequence[tuple[str, str]]]] | None = None
+    # The WhatsApp assistant's reads: organization id -> gRPC metadata with ai's tenant token
+    # narrowed to read permissions (READ_ONLY below); None: ai has no service principal.
+    assistant_metadata: Callable[[Any], Awaitable[Sequence[tuple[str, str]]]] | None = None
+    # Classification runs' reads and writes in crm: the same principal narrowed to CLASSIFY.
+    classifier_metadata: Callable[[Any], Awaitable[Sequence[tuple[str, str]]]] | None = None
+
+
+# What the WhatsApp assistant's token may do: read donors, gifts and todos, nothing else.
+READ_ONLY = ("crm.donors.read", "crm.donations.read", "crm.todos.read")
+# What a classification run's token may do: those reads, a donor's ai_classification, a todo.
+CLASSIFY = (*READ_ONLY, "crm.donors.write", "crm.todos.write")

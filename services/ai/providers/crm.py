@@ -125,6 +125,18 @@ class CrmReader:
         return resp.todo.id
 
 
+    async def donor_ids(self, metadata: Metadata, page_token: str, page_size: int) -> tuple[list[str], str]:
+        """A page of the organization's donors' ids, oldest first (new donors come last, so a
+        cursor taken now still finds them), and the next page's token ("" at the end)."""
+        donors, _, _ = self._stubs()
+        try:
+            resp = await donors.ListDonors(donor_service_pb2.ListDonorsRequest(
+                page_size=page_size, page_token=page_token, order_by="create_time"), metadata=metadata,
+                timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc, "") from None
+        return [d.id for d in resp.donors], resp.next_page_token
+
     async def search_donors(self, metadata: Metadata, query: str, limit: int = 10) -> list[dict[str, str]]:
         donors, _, _ = self._stubs()
         try:

@@ -30,6 +30,7 @@ EMAIL_STATUS = {"draft": generation_pb2.GENERATED_EMAIL_STATUS_DRAFT,
                 "failed": generation_pb2.GENERATED_EMAIL_STATUS_FAILED,
                 "rejected": generation_pb2.GENERATED_EMAIL_STATUS_REJECTED}
 EMAIL_STATUS_IN = {v: k for k, v in EMAIL_STATUS.items()}
+SESSION_STATUS_IN = {v: k for k, v in SESSION_STATUS.items()}
 
 
 def _str(value) -> str:
@@ -86,6 +87,15 @@ class EmailGenerationServicer(generation_service_pb2_grpc.EmailGenerationService
             donor_list_id=s.donor_list_id, template=s.template, signer_user_id=s.signer.user_id,
             signer_name=s.signer.name, request_id=request.request_id))
         return pb.CreateEmailGenerationSessionResponse(session=session_to_proto(row))
+
+    async def ListEmailGenerationSessions(self, request: pb.ListEmailGenerationSessionsRequest,
+                                          ctx) -> pb.ListEmailGenerationSessionsResponse:
+        if request.status and request.status not in SESSION_STATUS_IN:
+            raise InvalidArgument.field("status", f"unknown status {request.status}")
+        rows, token = await sessions.list_sessions(self.deps, _org(), SESSION_STATUS_IN.get(request.status),
+                                                   request.page_size, request.page_token)
+        return pb.ListEmailGenerationSessionsResponse(sessions=[session_to_proto(r) for r in rows],
+                                                      next_page_token=token)
 
     async def GetEmailGenerationSession(self, request, ctx) -> pb.GetEmailGenerationSessionResponse:
         return pb.GetEmailGenerationSessionResponse(

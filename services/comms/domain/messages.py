@@ -38,6 +38,15 @@ EMAIL_BOUNCED = "comms.email.bounced"
 EMAIL_COMPLAINED = "comms.email.complained"
 EMAIL_UNSUBSCRIBED = "comms.email.unsubscribed"
 WHATSAPP_MESSAGE_RECEIVED = "comms.whatsapp.message_received"
+# ai's answer to a staff member's WhatsApp message, for comms to send
+WHATSAPP_REPLY_REQUESTED = "ai.whatsapp.reply_requested"
+WHATSAPP_TEXT_MAX = 4096  # the Cloud API's limit on a text message's body
+
+
+def whatsapp_text(text: str) -> str:
+    """A WhatsApp text body: never empty, never over the API's limit."""
+    text = text.strip() or "(no answer)"
+    return text if len(text) <= WHATSAPP_TEXT_MAX else text[: WHATSAPP_TEXT_MAX - 1] + "…"
 
 
 _MESSAGE_ID = re.compile(r"^<?([0-9a-f]{32})\.([0-9a-f]{32})@[^>]+>?$")

@@ -37,6 +37,7 @@ class Deps:
     event_keys: Keyring  # opens what identity sealed for comms
     signer: Signer  # tracking and unsubscribe tokens
     pdf: Any = None  # providers.pdf: receipt(...) -> bytes
+    whatsapp: Any = None  # providers.whatsapp: send_text(to, text, reply_to) -> the message's id
     # async (organization id) -> gRPC metadata acting for it with comms' own tenant token
     # (chassis.tenant_tokens.TenantTokens.metadata), for consumers with no caller; None: no principal.
     tenant_metadata: Any = None

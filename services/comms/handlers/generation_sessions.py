@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from givance.events.v1 import comms_events_pb2
 
 from chassis.errors import InvalidArgument, Violations
-from chassis.resource import check_request_id, found, parse_id, parse_optional_id
+from chassis.resource import Keyset, check_request_id, found, parse_id, parse_optional_id
 from services.comms.domain import generation as rules
 from services.comms.handlers.deps import Deps
 from services.comms.store import generation as store
+from services.comms.store import members as members_store
 from services.comms.store.generation import Session
 
 WATCH_POLL_SECONDS = 1.0  # another replica's progress is seen at least this often
@@ -86,6 +87,10 @@ async def create(deps: Deps, org: uuid.UUID, caller, principal: uuid.UUID | None
         selection = {"donor_list_id": str(list_id), "donor_ids": len(donors)}
     session_id = uuid.uuid4()
     async with deps.db.unit_of_work(org) as uow:
+        # Another signer than the caller must be one of the organization's active members (comms'
+        # replica of identity's memberships: chassis.members); the caller's token vouches for them.
+        if signer is not None and signer != principal and not await members_store.is_active(uow.conn, org, signer):
+            raise InvalidArgument.field("session.signer.user_id", "is not an active member of the organization")
         made = await store.insert_session(uow.conn, {
             "id": session_id, "organization_id": org, "name": s.name.strip(), "description": s.description,
             "status": "generating", "instructions": s.instructions.strip(), "donor_selection": selection,
@@ -103,6 +108,14 @@ async def create(deps: Deps, org: uuid.UUID, caller, principal: uuid.UUID | None
         uow.audit("comms.generation_session.created", "email_generation_session", str(session_id),
                   after={"name": s.name.strip(), "donors": len(donors), **selection})
         return await store.get_session(uow.conn, org, session_id)
+
+
+async def list_sessions(deps: Deps, org: uuid.UUID, status: str | None, page_size: int,
+                        page_token: str) -> tuple[list[Session], str]:
+    page = Keyset.of(page_size, page_token, ("sessions", status), (datetime.fromisoformat, uuid.UUID), maximum=500)
+    async with deps.db.unit_of_work(org) as uow:
+        rows = await store.page_sessions(uow.conn, org, status, page.after, page.limit)
+    return page.cut(rows, lambda r: (r.created_at, r.id))
 
 
 async def get(deps: Deps, org: uuid.UUID, session_id: str) -> Session:

@@ -2,10 +2,12 @@
 
 An allowlisted number's message is stored (comms.webhook_events, once per wamid) and published
 as `comms.whatsapp.message_received` for the ai service; a message from any other number is
-kept apart (comms.unrouted_webhooks) and answered with nothing."""
+kept apart (comms.unrouted_webhooks) and answered with nothing. The ai assistant's answers
+come back as `ai.whatsapp.reply_requested` and are sent through the WhatsApp provider."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,14 +15,18 @@ from typing import Any
 from givance.events.v1 import comms_events_pb2
 
 from chassis.convert import timestamp
+from chassis.db import UnitOfWork
 from chassis.errors import AlreadyExists, NotFound, Violations
 from chassis.resource import parse_id, parse_optional_id
 from services.comms.domain import addresses
 from services.comms.domain import messages as rules
+from services.comms.domain.delivery import PermanentFailure
 from services.comms.domain.webhooks import WhatsAppInbound
 from services.comms.handlers.deps import Deps
 from services.comms.store import webhooks as webhooks_store
 from services.comms.store import whatsapp as store
+
+log = logging.getLogger(__name__)
 
 
 async def add_staff(deps: Deps, org: uuid.UUID, phone: str, user_id: str) -> dict[str, Any]:
@@ -66,3 +72,25 @@ async def receive(deps: Deps, m: WhatsAppInbound, payload: dict[str, Any]) -> st
             receive_time=timestamp(when)), aggregate_type="whatsapp", aggregate_id=m.from_phone)
         await webhooks_store.processed(uow.conn, org, row)
     return "accepted"
+
+
+async def reply(uow: UnitOfWork, deps: Deps, to_phone: str, text: str, inbound_id: str) -> str:
+    """Sends the ai assistant's answer to a staff member: "sent", or "refused" when the number
+    is not one of this organization's staff numbers (comms never messages anyone else for ai).
+    A provider's transient failure is raised (the consumer retries); a permanent one is logged."""
+    org = uow.tenant_id
+    route = await store.route(uow.conn, to_phone)
+    if route is None or route["tenant_id"] != org:
+        log.warning("whatsapp: a reply to %s is not for one of organization %s's staff numbers", to_phone, org)
+        return "refused"
+    reply_to = ""
+    inbound = parse_optional_id(inbound_id, "inbound_message_id", Violations())
+    if inbound is not None:
+        row = await webhooks_store.get(uow.conn, org, inbound)
+        reply_to = row["provider_event_id"] if row else ""
+    try:
+        await deps.whatsapp.send_text(to_phone, rules.whatsapp_text(text), reply_to)
+    except PermanentFailure as exc:
+        log.error("whatsapp: the reply to %s was refused: %s", to_phone, exc)
+        return "failed"
+    return "sent"

@@ -50,25 +50,33 @@ class TwilioSms:
         prefix = "whatsapp:" if channel == "whatsapp" else ""
         data = {"To": f"{prefix}{to}", "From": f"{prefix}{self.sender}", "Body": text}
         path = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        for attempt in range(1, self.attempts + 1):
-            try:
-                resp = await self.client.post(path, data=data)
-            except httpx.TransportError as exc:
-                if attempt == self.attempts:
-                    raise TransientFailure(f"twilio unreachable: {exc}") from None
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-                continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                if attempt == self.attempts:
-                    raise TransientFailure(f"twilio answered {resp.status_code}")
-                retry_after = resp.headers.get("retry-after", "")
-                delay = float(retry_after) if retry_after.isdigit() else self.backoff * 2 ** (attempt - 1)
-                await asyncio.sleep(min(delay, 30.0))
-                continue
-            if resp.status_code >= 400:
-                raise PermanentFailure(f"twilio refused ({resp.status_code}): {resp.text[:300]}")
-            return str(resp.json().get("sid", ""))
-        raise TransientFailure("twilio: no attempt left")
+        resp = await post_retrying(self.client, "twilio", path, self.attempts, self.backoff, data=data)
+        return str(resp.json().get("sid", ""))
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+async def post_retrying(client: httpx.AsyncClient, name: str, path: str, attempts: int, backoff: float,
+                        **kwargs) -> httpx.Response:
+    """POST, retrying transport errors, 429 and 5xx with back-off (honouring Retry-After):
+    TransientFailure when no attempt is left, PermanentFailure on any other 4xx."""
+    for attempt in range(1, attempts + 1):
+        try:
+            resp = await client.post(path, **kwargs)
+        except httpx.TransportError as exc:
+            if attempt == attempts:
+                raise TransientFailure(f"{name} unreachable: {exc}") from None
+            await asyncio.sleep(backoff * 2 ** (attempt - 1))
+            continue
+        if resp.status_code == 429 or resp.status_code >= 500:
+            if attempt == attempts:
+                raise TransientFailure(f"{name} answered {resp.status_code}")
+            retry_after = resp.headers.get("retry-after", "")
+            delay = float(retry_after) if retry_after.isdigit() else backoff * 2 ** (attempt - 1)
+            await asyncio.sleep(min(delay, 30.0))
+            continue
+        if resp.status_code >= 400:
+            raise PermanentFailure(f"{name} refused ({resp.status_code}): {resp.text[:300]}")
+        return resp
+    raise TransientFailure(f"{name}: no attempt left")

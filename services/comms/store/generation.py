@@ -109,6 +109,16 @@ async def get_session(conn: Connection, org: uuid.UUID, session_id: uuid.UUID, *
                            by_name(Session), for_update=for_update)
 
 
+async def page_sessions(conn: Connection, org: uuid.UUID, status: str | None, after: list[Any] | None,
+                        limit: int) -> list[Session]:
+    """Newest first."""
+    where = Where("organization_id = :org", org=org, limit=limit)
+    where.filter("status = :status", status=status)
+    where.keyset("(created_at, id) <", after)
+    return await sql.every(conn, f"SELECT {SESSION_COLUMNS} FROM comms.email_generation_sessions WHERE {where} "
+                                 "ORDER BY created_at DESC, id DESC LIMIT :limit", where.params, by_name(Session))
+
+
 async def insert_jobs(conn: Connection, org: uuid.UUID, session_id: uuid.UUID, donors: list[uuid.UUID]) -> None:
     await conn.execute(
         "INSERT INTO comms.generation_jobs (organization_id, session_id, donor_id) "

@@ -32,10 +32,6 @@ MAX_TEXT = 20_000
 # from identity's events), or the caller themself (their membership may not have arrived yet).
 # A todo keeps its assignee when the assignee later leaves; only a new assignment is checked.
 NOT_AN_ACTIVE_MEMBER = "is not an active member of the organization"
-# identity.membership.changed `change` -> whether the member is active afterwards. None: the
-# change says nothing about it (role_changed is also sent for suspended members).
-ACTIVE_AFTER_CHANGE = {"reactivated": True, "suspended": False, "removed": False, "role_changed": None}
-
 # UpdateTodo field-mask paths -> TodoFields attributes.
 PATH_TO_ATTR = {
     "title": "title", "description": "description", "due_date": "due_date", "priority": "priority",
