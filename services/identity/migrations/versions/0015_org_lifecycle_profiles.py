@@ -15,14 +15,14 @@ an organization's and a user's.
 - organization_erasures: the due erasures of closing organizations, claimed with FOR UPDATE
   SKIP LOCKED (not tenant data: ids and times, like the outbox; no row-level security).
 
-Revision ID: 0015_org_lifecycle_profiles
+Revision ID: 0015
 """
 
 from alembic import op
 
 from chassis.migrate import script
 
-revision = "0015_org_lifecycle_profiles"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
