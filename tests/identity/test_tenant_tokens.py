@@ -19,7 +19,7 @@ from givance.identity.v1 import tenant_token_service_pb2_grpc
 
 from chassis.errors import NotFound, PermissionDenied, Unauthenticated
 from chassis.tenant_tokens import TenantTokens, dev_secret
-from tests.helpers import error_reason, eventually, fails, invalid, new_donor
+from tests.helpers import error_reason, eventually, fails, gift, invalid, new_donor
 
 
 async def principals(*args: str, ok: bool = True) -> str:
@@ -71,12 +71,13 @@ async def test_a_tenant_token_reads_its_tenant_only(stubs, tenant, other_tenant,
 
 async def test_no_more_than_the_grant(stubs, tenant, ai_tokens, identity_address):
     md = await ai_tokens.metadata(tenant.org_id)
-    # ai's principal reads donors; it was not granted writes
-    e = await fails(stubs.donors.CreateDonor(new_donor(), metadata=md), grpc.StatusCode.PERMISSION_DENIED)
+    # ai's principal reads gifts; it was not granted to record them
+    donor = (await stubs.donors.CreateDonor(new_donor(), metadata=tenant.md)).donor
+    e = await fails(stubs.donations.RecordDonation(gift(donor.id), metadata=md), grpc.StatusCode.PERMISSION_DENIED)
     assert error_reason(e) == "PERMISSION_MISSING"
     # nor can it ask for more than its grant
-    wider = TenantTokens(identity_address, "ai", dev_secret("ai"), permissions=["crm.donors.write"])
-    with pytest.raises(PermissionDenied, match=r"not granted crm\.donors\.write"):
+    wider = TenantTokens(identity_address, "ai", dev_secret("ai"), permissions=["crm.donations.write"])
+    with pytest.raises(PermissionDenied, match=r"not granted crm\.donations\.write"):
         await wider.metadata(tenant.org_id)
     # a narrower token carries only what was asked, and is bound to that service alone
     narrow = TenantTokens(identity_address, "ai", dev_secret("ai"), permissions=["crm.donors.read"])
