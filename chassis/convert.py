@@ -59,6 +59,22 @@ def date_field(msg, name: str, violations: Violations, *, path: str | None = Non
         return None
 
 
+def money_field(msg, name: str, violations: Violations, *, path: str | None = None,
+                required: bool = False) -> Decimal | None:
+    """The google.type.Money field `name` of `msg` as a Decimal, or None when unset; an unset
+    required field or an inconsistent amount is a violation named `path` (default: the field's name)."""
+    path = path or name
+    if not msg.HasField(name):
+        if required:
+            violations.add(path, "is required")
+        return None
+    try:
+        return from_money(getattr(msg, name))
+    except ValueError as exc:
+        violations.add(path, str(exc))
+        return None
+
+
 def money(amount: Decimal, currency: str) -> money_pb2.Money:
     units = int(amount)  # truncates toward zero, like Money wants
     nanos = int((amount - units) * NANOS)

@@ -8,7 +8,7 @@ from givance.crm.v1 import donation_service_pb2 as pb
 from chassis import context
 from chassis.audit import ReadAudit
 from chassis.convert import date as date_pb
-from chassis.convert import date_field, from_money, from_timestamp, money, timestamp
+from chassis.convert import date_field, from_timestamp, money, money_field, timestamp
 from chassis.db import Database
 from chassis.errors import Violations
 from chassis.resource import etag
@@ -67,12 +67,7 @@ def tribute_to_proto(t: Tribute | None) -> donation_pb2.Tribute | None:
 def credits_from_proto(credits, path: str, v: Violations) -> list[SoftCreditInput]:
     out = []
     for i, c in enumerate(credits):
-        amount = None
-        if c.HasField("amount"):
-            try:
-                amount = from_money(c.amount)
-            except ValueError as exc:
-                v.add(f"{path}[{i}].amount", str(exc))
+        amount = money_field(c, "amount", v, path=f"{path}[{i}].amount")
         out.append(SoftCreditInput(donor_id=c.donor_id, role=_ROLE_IN.get(c.role), amount=amount,
                                    currency=c.amount.currency_code))
     return out
@@ -81,12 +76,7 @@ def credits_from_proto(credits, path: str, v: Violations) -> list[SoftCreditInpu
 def allocations_from_proto(items, path: str, v: Violations) -> list[AllocationInput]:
     out = []
     for i, a in enumerate(items):
-        amount = None
-        if a.HasField("amount"):
-            try:
-                amount = from_money(a.amount)
-            except ValueError as exc:
-                v.add(f"{path}[{i}].amount", str(exc))
+        amount = money_field(a, "amount", v, path=f"{path}[{i}].amount")
         out.append(AllocationInput(fund_id=a.fund_id, amount=amount, currency=a.amount.currency_code))
     return out
 
@@ -96,15 +86,8 @@ def fields_from_proto(d: donation_pb2.Donation, only: set[str] | None = None) ->
     required) only when named there."""
     v = Violations()
     amount = None
-    if only is not None and "amount" not in only:
-        pass
-    elif not d.HasField("amount"):
-        v.add("donation.amount", "is required")
-    else:
-        try:
-            amount = from_money(d.amount)
-        except ValueError as exc:
-            v.add("donation.amount", str(exc))
+    if only is None or "amount" in only:
+        amount = money_field(d, "amount", v, path="donation.amount", required=True)
     gift_date = None
     if only is None or "date" in only:
         gift_date = date_field(d, "date", v, path="donation.date", required=True)
@@ -197,12 +180,7 @@ class DonationServicer(donation_service_pb2_grpc.DonationServiceServicer):
 
     async def RefundDonation(self, request: pb.RefundDonationRequest, ctx) -> pb.RefundDonationResponse:
         v = Violations()
-        amount = None
-        if request.HasField("amount"):
-            try:
-                amount = from_money(request.amount)
-            except ValueError as exc:
-                v.add("amount", str(exc))
+        amount = money_field(request, "amount", v)
         refund_date = date_field(request, "refund_date", v)
         v.raise_if_any()
         row, refund = await handlers.refund_donation(

@@ -7,7 +7,7 @@ from givance.crm.v1 import gift_batch_service_pb2 as pb
 
 from chassis import context
 from chassis.convert import date as date_pb
-from chassis.convert import from_money, money, timestamp
+from chassis.convert import money, money_field, timestamp
 from chassis.db import Database
 from chassis.errors import Violations
 from chassis.resource import etag
@@ -43,14 +43,9 @@ class GiftBatchServicer(gift_batch_service_pb2_grpc.GiftBatchServiceServicer):
 
     async def CreateGiftBatch(self, request: pb.CreateGiftBatchRequest, ctx) -> pb.CreateGiftBatchResponse:
         b = request.batch
-        total = None
-        if b.HasField("expected_total"):
-            try:
-                total = from_money(b.expected_total)
-            except ValueError as exc:
-                v = Violations()
-                v.add("batch.expected_total", str(exc))
-                v.raise_if_any()
+        v = Violations()
+        total = money_field(b, "expected_total", v, path="batch.expected_total")
+        v.raise_if_any()
         row = await handlers.create_batch(self.db, context.current().tenant_id, b.name, b.expected_count, total,
                                           b.expected_total.currency_code, request.request_id)
         return pb.CreateGiftBatchResponse(batch=batch_to_proto(row))

@@ -7,7 +7,7 @@ from givance.crm.v1 import matching_gift_service_pb2 as pb
 
 from chassis import context
 from chassis.convert import date as date_pb
-from chassis.convert import date_field, from_money, money, timestamp
+from chassis.convert import date_field, money, money_field, timestamp
 from chassis.db import Database
 from chassis.errors import InvalidArgument, Violations
 from chassis.resource import etag
@@ -35,12 +35,7 @@ class MatchingGiftServicer(matching_gift_service_pb2_grpc.MatchingGiftServiceSer
     async def CreateMatchingGift(self, request: pb.CreateMatchingGiftRequest, ctx) -> pb.CreateMatchingGiftResponse:
         m = request.matching_gift
         v = Violations()
-        amount = None
-        if m.HasField("amount"):
-            try:
-                amount = from_money(m.amount)
-            except ValueError as exc:
-                v.add("matching_gift.amount", str(exc))
+        amount = money_field(m, "amount", v, path="matching_gift.amount")
         expected = date_field(m, "expected_date", v, path="matching_gift.expected_date")
         v.raise_if_any()
         row = await handlers.create_match(self.db, context.current().tenant_id, MatchInput(

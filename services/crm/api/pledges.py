@@ -7,7 +7,7 @@ from givance.crm.v1 import pledge_service_pb2 as pb
 
 from chassis import context
 from chassis.convert import date as date_pb
-from chassis.convert import date_field, from_money, money, timestamp
+from chassis.convert import date_field, money, money_field, timestamp
 from chassis.db import Database
 from chassis.errors import InvalidArgument, Violations
 from chassis.resource import etag
@@ -49,12 +49,7 @@ class PledgeServicer(pledge_service_pb2_grpc.PledgeServiceServicer):
     async def CreatePledge(self, request: pb.CreatePledgeRequest, ctx) -> pb.CreatePledgeResponse:
         p = request.pledge
         v = Violations()
-        amount = None
-        if p.HasField("amount"):
-            try:
-                amount = from_money(p.amount)
-            except ValueError as exc:
-                v.add("pledge.amount", str(exc))
+        amount = money_field(p, "amount", v, path="pledge.amount")
         start = date_field(p, "start_date", v, path="pledge.start_date")
         if p.frequency not in _FREQ_IN:
             v.add("pledge.frequency", f"unknown frequency {p.frequency}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -38,6 +39,24 @@ class DonationFields:
     # On record only: the pledge the gift pays, and a tribute (domain.tributes.Tribute).
     pledge_id: str | None = None
     tribute: Any = None
+
+
+def distinct_id(raw: str, seen: set[uuid.UUID], path: str, v: Violations, *, what: str,
+                repeated: str) -> uuid.UUID | None:
+    """The id of one line of a gift's list (a soft credit's donor, an allocation's fund): present,
+    well formed, and not named by an earlier line (`seen` collects them)."""
+    parsed = None
+    try:
+        parsed = uuid.UUID(raw) if raw else None
+    except ValueError:
+        pass
+    if parsed is None:
+        v.add(path, f"must be a {what} id" if raw else "is required")
+    elif parsed in seen:
+        v.add(path, f"names a {repeated} already on this gift")
+    else:
+        seen.add(parsed)
+    return parsed
 
 
 def check_amount(amount: Decimal | None, currency: str, path: str, v: Violations) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from chassis.errors import FailedPrecondition, Violations
-from services.crm.domain.donations import check_amount
+from services.crm.domain.donations import check_amount, distinct_id
 
 RESTRICTIONS = ("unrestricted", "restricted")
 STATUSES = ("active", "closed")
@@ -69,17 +69,7 @@ def check_split(items: list[AllocationInput], path: str, v: Violations) -> list[
     seen: set[uuid.UUID] = set()
     for i, a in enumerate(items):
         at = f"{path}[{i}]"
-        fid = None
-        try:
-            fid = uuid.UUID(a.fund_id) if a.fund_id else None
-        except ValueError:
-            pass
-        if fid is None:
-            v.add(f"{at}.fund_id", "must be a fund id" if a.fund_id else "is required")
-        elif fid in seen:
-            v.add(f"{at}.fund_id", "names a fund allocated already on this gift")
-        else:
-            seen.add(fid)
+        fid = distinct_id(a.fund_id, seen, f"{at}.fund_id", v, what="fund", repeated="fund allocated")
         if a.amount is None:
             v.add(f"{at}.amount", "is required")
         else:

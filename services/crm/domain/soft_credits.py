@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from chassis.errors import FailedPrecondition, Violations
-from services.crm.domain.donations import check_amount
+from services.crm.domain.donations import check_amount, distinct_id
 
 ROLES = ("spouse", "household_member", "solicitor", "donor_advised_fund_advisor", "matched_employee",
          "influencer", "other")
@@ -44,17 +44,7 @@ def check_credits(credits: list[SoftCreditInput], path: str, v: Violations) -> l
     seen: set[uuid.UUID] = set()
     for i, c in enumerate(credits):
         at = f"{path}[{i}]"
-        did = None
-        try:
-            did = uuid.UUID(c.donor_id) if c.donor_id else None
-        except ValueError:
-            pass
-        if did is None:
-            v.add(f"{at}.donor_id", "must be a donor id" if c.donor_id else "is required")
-        elif did in seen:
-            v.add(f"{at}.donor_id", "names a donor credited already on this gift")
-        else:
-            seen.add(did)
+        did = distinct_id(c.donor_id, seen, f"{at}.donor_id", v, what="donor", repeated="donor credited")
         if c.role not in ROLES:
             v.add(f"{at}.role", f"must be one of {', '.join(ROLES)}")
         if c.amount is None:
